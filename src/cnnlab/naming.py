@@ -1,0 +1,44 @@
+"""Readable sweep folder names: the overrides that differ between jobs, e.g. `optim=sgd,model.dropout=0.5`.
+
+TensorBoard names each run after its folder, so these names are what a user sees in the legend.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from typing import Iterable
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+\-]")
+
+
+def swept_keys(argv: Iterable[str], sweeper_params: dict | None) -> set[str]:
+    """Keys that take more than one value in this sweep: `a=1,2`, `range(...)`, `choice(...)`, presets."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    candidates = [a for a in argv if "=" in a and not a.startswith("-")]
+    keys = set()
+    try:
+        for override in OverridesParser.create().parse_overrides(candidates):
+            if override.is_sweep_override():
+                keys.add(override.get_key_element().lstrip("+~"))
+    except Exception:  # noqa: BLE001 - naming must never stop a sweep; fall back to the job number
+        pass
+    keys.update(str(k) for k in (sweeper_params or {}))
+    return keys
+
+
+def run_name(job_num, overrides=None, sweeper_params=None) -> str:
+    """`${cnnlab_run_name:${hydra.job.num}}`: swept overrides of this job, or its number."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hydra_cfg = HydraConfig.get()
+        overrides = list(hydra_cfg.overrides.task)
+        sweeper_params = hydra_cfg.sweeper.get("params")
+    except ValueError:  # no Hydra context (e.g. a unit test calling this directly)
+        overrides, sweeper_params = list(overrides or []), sweeper_params
+    keys = swept_keys(sys.argv[1:], sweeper_params)
+    parts = [o.lstrip("+~") for o in overrides if o.partition("=")[0].lstrip("+~") in keys]
+    if not parts:
+        return str(job_num)
+    return _UNSAFE.sub("_", ",".join(parts))[:200]

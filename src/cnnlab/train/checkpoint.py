@@ -1,0 +1,68 @@
+"""Checkpoints written atomically and read safely.
+
+A checkpoint is a plain dict of tensors, numbers, strings and lists (the config as a plain dict,
+never an OmegaConf object), so `torch.load(weights_only=True)` reads it and no code in a file is
+ever executed.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.errors import CnnlabError, TrainingError
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write to a temporary file in the same folder, flush to disk, then rename over `path`.
+
+    A crash mid-write leaves the previous checkpoint intact; the rename is atomic on POSIX.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise TrainingError(f"could not write checkpoint {path}: {exc.strerror or exc}. Earlier "
+                            "checkpoints are intact; free disk space or choose another hydra.run.dir.") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
+    """Read a cnnlab checkpoint without executing anything stored in it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"checkpoint {path} does not exist.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CnnlabError(f"refused to load {path}: it holds objects other than tensors and plain data "
+                          f"({str(exc).splitlines()[0][:200]}). cnnlab never runs code from a checkpoint; "
+                          "use a checkpoint cnnlab wrote.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CnnlabError(f"{path} is not a readable checkpoint (truncated or not a PyTorch file: "
+                          f"{str(exc).splitlines()[0][:200]}).") from None
+    if not isinstance(state, dict) or "model" not in state or "format_version" not in state:
+        raise CnnlabError(f"{path} is not a cnnlab checkpoint (no model weights or format version in it).")
+    return state
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

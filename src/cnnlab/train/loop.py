@@ -1,0 +1,166 @@
+"""The fit loop: epochs of device-resident batches, evaluation, early stopping and checkpoints.
+
+Per step the loop does forward, backward and optimizer step and nothing that waits for the device:
+losses and accuracies accumulate in device tensors and are read once per epoch (and every
+`trainer.sync_every` steps for the progress bar).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+
+from cnnlab.config import RootConfig
+from cnnlab.data import DataBundle
+from cnnlab.errors import TrainingError
+from cnnlab.optim import Schedule, current_lr
+from cnnlab.train.checkpoint import save_checkpoint
+from cnnlab.train.early_stopping import BestTracker
+from cnnlab.train.evaluate import evaluate
+from cnnlab.train.metrics import Tally
+from cnnlab.train.objective import Objective, main_logits
+from cnnlab.train.runtime import autocast
+
+log = logging.getLogger("cnnlab")
+
+
+@dataclass
+class FitState:
+    """Everything the loop knows about the run so far; saved in checkpoints."""
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed
+    history: List[dict] = field(default_factory=list)  # one dict of metrics per epoch
+    train_seconds: float = 0.0
+    train_images: int = 0
+    stopped_early: bool = False
+
+
+@dataclass
+class FitContext:
+    cfg: RootConfig
+    model: torch.nn.Module  # what the loop calls (possibly compiled)
+    raw_model: torch.nn.Module  # what gets saved
+    data: DataBundle
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    objective: Objective
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]
+    scaler: Optional[torch.amp.GradScaler]
+    writer: object  # TensorBoard SummaryWriter
+    run_dir: Path
+    make_checkpoint: Callable[[FitState, BestTracker], dict]
+
+
+def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
+    cfg, data = ctx.cfg, ctx.data
+    top5 = data.num_classes > 5
+    best_weights = None
+    for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
+        started = time.perf_counter()
+        train_metrics = _train_epoch(ctx, state, epoch, top5)
+        train_time = time.perf_counter() - started
+        state.train_seconds += train_time
+        state.train_images += data.train.num_samples
+
+        val_metrics = evaluate(ctx.model, data.val, ctx.objective, ctx.device, ctx.amp_dtype, top5)
+        row = {"epoch": epoch, "train/loss": train_metrics["loss"], "train/acc": train_metrics["acc"],
+               "val/loss": val_metrics["loss"], "val/acc": val_metrics["acc"],
+               "lr": current_lr(ctx.optimizer), "seconds": round(time.perf_counter() - started, 3)}
+        if top5:
+            row["val/top5_acc"] = val_metrics["top5_acc"]
+        state.history.append(row)
+        state.epoch = epoch
+        ctx.schedule.after_epoch(val_metrics["loss"])
+        _log_epoch(ctx, row, train_time, data.train.num_samples)
+
+        improved = tracker.update(epoch, row)
+        if improved and cfg.trainer.early_stopping.patience is not None:
+            best_weights = copy.deepcopy(ctx.raw_model.state_dict())
+        checkpoint = ctx.make_checkpoint(state, tracker)
+        if improved:
+            _save(ctx, checkpoint, "best.pt")
+        _save(ctx, checkpoint, "last.pt")
+        if tracker.should_stop:
+            state.stopped_early = True
+            log.info(f"Early stopping: {tracker.monitor} has not improved for {tracker.bad_epochs} epochs; "
+                     f"restoring the weights of epoch {tracker.best_epoch}.")
+            ctx.raw_model.load_state_dict(best_weights)
+            break
+    return state
+
+
+def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:
+    save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
+
+
+def _train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dict:
+    cfg, loader = ctx.cfg, ctx.data.train
+    ctx.model.train()
+    tally = Tally(ctx.device, top5)
+    step_losses = torch.zeros(len(loader), device=ctx.device)
+    bar = _progress_bar(cfg, len(loader), epoch)
+    for i, (x, y) in enumerate(loader):
+        with autocast(ctx.device, ctx.amp_dtype):
+            output = ctx.model(x)
+            loss = ctx.objective(output, y)
+        ctx.optimizer.zero_grad(set_to_none=True)
+        if ctx.scaler is not None:
+            ctx.scaler.scale(loss).backward()
+            ctx.scaler.step(ctx.optimizer)
+            ctx.scaler.update()
+        else:
+            loss.backward()
+            ctx.optimizer.step()
+        ctx.schedule.after_batch()
+        state.step += 1
+        step_losses[i] = loss.detach()
+        tally.add(loss, main_logits(output).float(), y)
+        if bar is not None:
+            bar.update(1)
+            if (i + 1) % cfg.trainer.sync_every == 0:
+                bar.set_postfix(loss=f"{tally.loss_sum.item() / tally.count:.4f}", refresh=False)
+    if bar is not None:
+        bar.close()
+    metrics = tally.read()
+    losses = step_losses.tolist()
+    _check_finite(losses, epoch)
+    first_step = state.step - len(losses) + 1
+    for k, value in enumerate(losses):
+        ctx.writer.add_scalar("train/loss_step", value, first_step + k)
+    return metrics
+
+
+def _check_finite(losses: list, epoch: int) -> None:
+    for k, value in enumerate(losses, 1):
+        if not math.isfinite(value):
+            raise TrainingError(f"the training loss became {value} at epoch {epoch}, step {k}. The learning "
+                                "rate is the likely cause: try a smaller optim.lr (or a warm-up schedule). "
+                                "checkpoints/last.pt and best.pt hold the weights from before.")
+
+
+def _progress_bar(cfg: RootConfig, total: int, epoch: int):
+    if not cfg.trainer.progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=f"Epoch {epoch}/{cfg.trainer.max_epochs}", unit="batch", leave=False,
+                dynamic_ncols=True, disable=None)
+
+
+def _log_epoch(ctx: FitContext, row: dict, train_time: float, images: int) -> None:
+    w = ctx.writer
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "val/top5_acc"):
+        if key in row:
+            w.add_scalar(key, row[key], row["epoch"])
+    w.add_scalar("perf/images_per_s", images / max(train_time, 1e-9), row["epoch"])
+    w.flush()
+    log.info(f"Epoch {row['epoch']:>3}/{ctx.cfg.trainer.max_epochs}  "
+             f"loss {row['train/loss']:.4f}  acc {row['train/acc']:.2%}  "
+             f"val_loss {row['val/loss']:.4f}  val_acc {row['val/acc']:.2%}  "
+             f"lr {row['lr']:.2e}  {row['seconds']:.1f}s ({images / max(train_time, 1e-9):,.0f} img/s)")

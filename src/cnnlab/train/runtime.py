@@ -1,0 +1,67 @@
+"""Where and how a run computes: device, seeds, precision, threads."""
+from __future__ import annotations
+
+import os
+import random
+from contextlib import nullcontext
+from typing import ContextManager, Optional
+
+import numpy as np
+import torch
+
+from cnnlab.errors import ConfigError
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but PyTorch sees no CUDA GPU on this machine "
+                          f"(torch {torch.__version__}). Use device=cpu or device=auto.")
+    index = int(name.split(":")[1]) if ":" in name else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"device={name} does not exist: this machine has {count} CUDA device(s), "
+                          f"cuda:0 to cuda:{count - 1}. Use one of those or device=auto.")
+    return torch.device("cuda", index)
+
+
+def seed_everything(seed: int) -> None:
+    """Reset every random number generator a job uses, so sweep jobs never share RNG state."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds CUDA devices too
+
+
+def set_determinism(enabled: bool, device: torch.device) -> None:
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=False)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = enabled
+        torch.backends.cudnn.benchmark = not enabled  # autotuning picks kernels nondeterministically
+
+
+def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The dtype to autocast to, or None for plain fp32."""
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def use_channels_last(setting: str, device: torch.device, family: str) -> bool:
+    """channels_last helps convolutions on GPUs; on CPU it measured slower, and an MLP has no maps."""
+    setting = str(setting).lower()
+    if setting == "auto":
+        return device.type == "cuda" and family != "mlp"
+    return setting == "true"
