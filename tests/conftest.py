@@ -1,0 +1,50 @@
+"""Shared fixtures: compose the real configs in conf/ and run them small, in-process or as the CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+import cnnlab.cli  # noqa: F401 - registers the schema and the run-name resolver
+from cnnlab.config import RootConfig, validate
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+# Small and fast by default; tests add what they are about.
+FAST = ["trainer.progress=false", "trainer.summary=false", "device=cpu"]
+
+
+def compose_config(overrides: list[str]) -> RootConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return validate(cfg)
+
+
+@pytest.fixture
+def train_run(tmp_path):
+    """Run one job in-process: `train_run(["model=mlp", ...]) -> (results, run_dir)`."""
+    from cnnlab.run import run_job
+
+    def _run(overrides: list[str], run_dir: Path | None = None):
+        overrides = FAST + list(overrides)
+        settings = compose_config(overrides)
+        folder = run_dir or tmp_path / "run"
+        folder.mkdir(parents=True, exist_ok=True)
+        return run_job(settings, folder, overrides), folder
+
+    return _run
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real command line, as a user types it (`python -m cnnlab ...`)."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cnnlab", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
