@@ -1,0 +1,66 @@
+"""The command line as a user meets it: a run, a sweep, and clear answers to mistakes."""
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+TINY = ["trainer.max_epochs=1", "trainer.summary=false", "trainer.progress=false"]
+
+
+def test_python_dash_m_runs_and_writes_into_hydra_run_dir(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli([*TINY, f"hydra.run.dir={out}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Epoch   1/1" in proc.stdout and "Test accuracy" in proc.stdout
+    assert json.loads((out / "results.json").read_text())["status"] == "completed"
+    assert (out / "train.log").read_text().count("Epoch") >= 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_sweep_runs_each_job_in_a_folder_named_after_its_overrides(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["-m", "optim=sgd,adam", "model.dropout=0,0.5", *TINY, f"hydra.sweep.dir={sweep}"],
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    folders = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert folders == ["optim=adam,model.dropout=0", "optim=adam,model.dropout=0.5",
+                       "optim=sgd,model.dropout=0", "optim=sgd,model.dropout=0.5"]
+    for name in folders:
+        job = sweep / name
+        results = json.loads((job / "results.json").read_text())
+        assert results["status"] == "completed"
+        assert (job / "checkpoints" / "last.pt").is_file()
+        assert len(list(job.glob("events.out.tfevents.*"))) == 1  # one writer per job, closed
+    # jobs in one process start from the same seed: the same optimizer with dropout 0 or 0.5 differs,
+    # but a job's result does not depend on the jobs before it
+    single = tmp_path / "single"
+    run_cli(["optim=adam", "model.dropout=0.5", *TINY, f"hydra.run.dir={single}"], cwd=tmp_path)
+    alone = json.loads((single / "results.json").read_text())
+    in_sweep = json.loads((sweep / "optim=adam,model.dropout=0.5" / "results.json").read_text())
+    assert alone["history"] == [dict(r, seconds=alone["history"][i]["seconds"]) for i, r in
+                                enumerate(in_sweep["history"])]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["optim.lr=-1"], "optim.lr"),
+    (["model.dropout=1.5"], "model.dropout"),
+    (["dataset.batch_size=0"], "dataset.batch_size"),
+    (["trainer.max_epochs=-2"], "trainer.max_epochs"),
+    (["optim.lr=fast"], "optim.lr"),
+    (["optim.lrate=0.1"], "lrate"),
+    (["model=resnet999"], "resnet999"),
+    (["optim=adamx"], "adamx"),
+    (["device=cuda:7"], "device=cuda:7"),
+    (["dataset=folder", "dataset.path=/no/such/folder"], "/no/such/folder"),
+    (["dataset=folder"], "dataset.path"),
+    (["dataset=mnist", "dataset.download=false"], "MNIST"),
+])
+def test_bad_input_ends_with_a_short_message_and_no_traceback(tmp_path, args, expected):
+    proc = run_cli([*args, *TINY, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                   env={"CNNLAB_DATA": str(tmp_path / "empty")})
+    assert proc.returncode != 0
+    assert expected in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained
