@@ -38,7 +38,9 @@ def seed_everything(seed: int) -> None:
 def set_determinism(enabled: bool, device: torch.device) -> None:
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled, warn_only=False)
+    # The call imports torch._inductor (~2.5 s), so make it only when the setting changes.
+    if enabled != torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(enabled)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = enabled
         torch.backends.cudnn.benchmark = not enabled  # autotuning picks kernels nondeterministically
