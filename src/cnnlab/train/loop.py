@@ -64,7 +64,7 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
     best_weights = None
     for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
         started = time.perf_counter()
-        train_metrics = _train_epoch(ctx, state, epoch, top5)
+        train_metrics = train_epoch(ctx, state, epoch, top5)
         train_time = time.perf_counter() - started
         state.train_seconds += train_time
         state.train_images += data.train.num_samples
@@ -100,7 +100,7 @@ def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:
     save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
 
 
-def _train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dict:
+def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dict:
     cfg, loader = ctx.cfg, ctx.data.train
     ctx.model.train()
     tally = Tally(ctx.device, top5)
