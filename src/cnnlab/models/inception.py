@@ -1,0 +1,129 @@
+"""GoogLeNet (Szegedy et al.) with naive or reduced Inception modules and optional auxiliary heads.
+
+reduced: the paper's module, 1x1 convolutions cut the channels before the 3x3 and 5x5 ones.
+naive:   the same branches without those 1x1 reductions (seed 004's "naive" module). The pool
+         branch keeps its 1x1 projection, so both kinds have the same output widths and the
+         comparison isolates what the reductions save; without it the channels would grow to
+         ~5,000 by the last module.
+Aux heads (after 4a and 4d) add 0.3x their loss in training, as in the paper; eval uses the main head.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from cnnlab.config import ModelConfig
+from cnnlab.models.layers import activation, small_input
+
+# name: (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's Table 1
+MODULES = {
+    "3a": (192, 64, 96, 128, 16, 32, 32), "3b": (256, 128, 128, 192, 32, 96, 64),
+    "4a": (480, 192, 96, 208, 16, 48, 64), "4b": (512, 160, 112, 224, 24, 64, 64),
+    "4c": (512, 128, 128, 256, 24, 64, 64), "4d": (512, 112, 144, 288, 32, 64, 64),
+    "4e": (528, 256, 160, 320, 32, 128, 128), "5a": (832, 256, 160, 320, 32, 128, 128),
+    "5b": (832, 384, 192, 384, 48, 128, 128),
+}
+
+
+class BasicConv2d(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, act: str, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001)
+        self.act = activation(act)
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class Inception(nn.Module):
+    summary_unit = True
+
+    def __init__(self, spec: tuple, naive: bool, act: str):
+        super().__init__()
+        cin, c1, r3, c3, r5, c5, proj = spec
+        self.branch1 = BasicConv2d(cin, c1, 1, act)
+        if naive:
+            self.branch2 = BasicConv2d(cin, c3, 3, act)
+            self.branch3 = BasicConv2d(cin, c5, 5, act)
+        else:
+            self.branch2 = nn.Sequential(BasicConv2d(cin, r3, 1, act), BasicConv2d(r3, c3, 3, act))
+            self.branch3 = nn.Sequential(BasicConv2d(cin, r5, 1, act), BasicConv2d(r5, c5, 5, act))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), BasicConv2d(cin, proj, 1, act))
+
+    def forward(self, x):
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+class InceptionAux(nn.Module):
+    summary_unit = True
+
+    def __init__(self, cin: int, num_classes: int, act: str):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d((4, 4))
+        self.conv = BasicConv2d(cin, 128, 1, act)
+        self.fc1 = nn.Linear(2048, 1024)
+        self.act = activation(act)
+        self.dropout = nn.Dropout(0.7)
+        self.fc2 = nn.Linear(1024, num_classes)
+
+    def forward(self, x):
+        return self.fc2(self.dropout(self.act(self.fc1(self.conv(self.pool(x)).flatten(1)))))
+
+
+class GoogLeNet(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int):
+        super().__init__()
+        act, naive = cfg.activation, cfg.inception == "naive"
+        outputs = 1 if cfg.binary_head else num_classes
+        size = min(shape[1], shape[2])
+
+        def pool() -> nn.Module:
+            nonlocal size
+            if size < 2:
+                return nn.Identity()
+            size = (size - 1) // 2 + 1  # kernel 3, stride 2, padding 1
+            return nn.MaxPool2d(3, 2, 1)
+
+        if small_input(shape, cfg.stem):
+            self.conv1 = BasicConv2d(shape[0], 64, 3, act)
+            self.maxpool1 = nn.Identity()
+        else:
+            self.conv1 = BasicConv2d(shape[0], 64, 7, act, stride=2)
+            size = (size - 1) // 2 + 1
+            self.maxpool1 = pool()
+        self.conv2 = BasicConv2d(64, 64, 1, act)
+        self.conv3 = BasicConv2d(64, 192, 3, act)
+        self.maxpool2 = pool() if not small_input(shape, cfg.stem) else nn.Identity()
+        self.inception3a = Inception(MODULES["3a"], naive, act)
+        self.inception3b = Inception(MODULES["3b"], naive, act)
+        self.maxpool3 = pool()
+        for name in ("4a", "4b", "4c", "4d", "4e"):
+            setattr(self, f"inception{name}", Inception(MODULES[name], naive, act))
+        self.maxpool4 = pool()
+        self.inception5a = Inception(MODULES["5a"], naive, act)
+        self.inception5b = Inception(MODULES["5b"], naive, act)
+        self.aux1 = InceptionAux(512, outputs, act) if cfg.aux_heads else None
+        self.aux2 = InceptionAux(528, outputs, act) if cfg.aux_heads else None
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc = nn.Linear(1024, outputs)
+        self.head_prefixes = ["fc", "aux1.fc2", "aux2.fc2"]
+
+    def forward(self, x):
+        x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
+        x = self.maxpool3(self.inception3b(self.inception3a(x)))
+        x = self.inception4a(x)
+        aux1 = self.aux1(x) if self.aux1 is not None and self.training else None
+        x = self.inception4d(self.inception4c(self.inception4b(x)))
+        aux2 = self.aux2(x) if self.aux2 is not None and self.training else None
+        x = self.maxpool4(self.inception4e(x))
+        x = self.inception5b(self.inception5a(x))
+        logits = self.fc(self.dropout(self.avgpool(x).flatten(1)))
+        if aux1 is not None:
+            return logits, [aux1, aux2]
+        return logits
+
+
+def build_googlenet(cfg: ModelConfig, shape: tuple, num_classes: int) -> nn.Module:
+    return GoogLeNet(cfg, shape, num_classes)

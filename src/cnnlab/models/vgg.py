@@ -1,0 +1,59 @@
+"""VGG (Simonyan & Zisserman): configs A/B/D/E for depths 11/13/16/19, batch norm optional.
+
+Parameter names match torchvision's (`features.N`, `classifier.N`) so ImageNet weights load. Small
+inputs skip the max pools that would empty the map and use a 512-wide classifier on a 1x1 map
+(the usual CIFAR variant) instead of 4096-wide layers on a 7x7 map.
+"""
+from __future__ import annotations
+
+import torch.nn as nn
+
+from cnnlab.config import ModelConfig
+from cnnlab.errors import ConfigError
+from cnnlab.models.layers import activation, small_input
+
+CONFIGS = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+class VGG(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int):
+        super().__init__()
+        if cfg.depth not in CONFIGS:
+            raise ConfigError(f"model.depth={cfg.depth} is not a VGG: use one of 11, 13, 16, 19.")
+        scale = cfg.width / 64
+        layers: list[nn.Module] = []
+        channels, size = shape[0], min(shape[1], shape[2])
+        for item in CONFIGS[cfg.depth]:
+            if item == "M":
+                # keep the index layout torchvision's weights expect; an identity stands in for a
+                # pool that would shrink the map below 1x1
+                layers.append(nn.MaxPool2d(2) if size >= 2 else nn.Identity())
+                size = size // 2 if size >= 2 else size
+                continue
+            out = max(1, int(item * scale))
+            layers.append(nn.Conv2d(channels, out, 3, padding=1))
+            if cfg.batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(activation(cfg.activation))
+            channels = out
+        self.features = nn.Sequential(*layers)
+        small = small_input(shape, cfg.stem)
+        pooled, hidden = (1, 512) if small else (7, 4096)
+        self.avgpool = nn.AdaptiveAvgPool2d((pooled, pooled))
+        self.classifier = nn.Sequential(
+            nn.Linear(channels * pooled * pooled, hidden), activation(cfg.activation), nn.Dropout(cfg.dropout),
+            nn.Linear(hidden, hidden), activation(cfg.activation), nn.Dropout(cfg.dropout),
+            nn.Linear(hidden, 1 if cfg.binary_head else num_classes))
+        self.head_prefixes = ["classifier.6"]
+
+    def forward(self, x):
+        return self.classifier(self.avgpool(self.features(x)).flatten(1))
+
+
+def build_vgg(cfg: ModelConfig, shape: tuple, num_classes: int) -> nn.Module:
+    return VGG(cfg, shape, num_classes)
