@@ -58,7 +58,7 @@ def test_sweep_runs_each_job_in_a_folder_named_after_its_overrides(tmp_path):
     (["dataset=mnist", "dataset.download=false"], "MNIST"),
 ])
 def test_bad_input_ends_with_a_short_message_and_no_traceback(tmp_path, args, expected):
-    proc = run_cli([*args, *TINY, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+    proc = run_cli([*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
                    env={"CNNLAB_DATA": str(tmp_path / "empty")})
     assert proc.returncode != 0
     assert expected in proc.stderr + proc.stdout

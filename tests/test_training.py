@@ -66,8 +66,10 @@ def test_early_stopping_stops_and_restores_the_best_weights(train_run):
 
 @pytest.mark.parametrize("sched", ["step", "cosine", "onecycle", "plateau"])
 def test_every_schedule_trains_end_to_end(train_run, sched):
-    results, _ = train_run(["trainer.max_epochs=1", f"sched={sched}"])
-    assert results["history"][0]["lr"] > 0
+    results, _ = train_run(["trainer.max_epochs=2", f"sched={sched}", "sched.step_size=1"])
+    lrs = [row["lr"] for row in results["history"]]
+    assert lrs[0] > 0 and (lrs[1] < lrs[0] or sched == "plateau")
+    assert results["test_acc"] > 0.5
 
 
 def test_augmentation_trains(train_run):

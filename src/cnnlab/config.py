@@ -197,6 +197,9 @@ def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
 def _check_ranges(s: RootConfig) -> None:
     d, m, o, sc, t = s.dataset, s.model, s.optim, s.sched, s.trainer
     _require(d.name in DATASETS, "dataset.name", "one of " + ", ".join(DATASETS), d.name)
+    if d.name == "folder" and not d.path:
+        raise ConfigError("dataset=folder needs the folder of images: add dataset.path=DIR (one subfolder "
+                          "per class, or train/ and val/ subfolders).")
     _require(d.batch_size >= 1, "dataset.batch_size", "a positive integer", d.batch_size)
     _require(d.eval_batch_size is None or d.eval_batch_size >= 1, "dataset.eval_batch_size",
              "a positive integer or null", d.eval_batch_size)

@@ -144,7 +144,13 @@ def _log_hparams(writer, cfg: RootConfig, overrides: List[str], results: dict) -
         hparams.setdefault(key.lstrip("+~"), value)
     metrics = {f"hparam/{k}": results[k] for k in ("test_acc", "best_val_acc", "test_loss")
                if results.get(k) is not None}
-    writer.add_hparams(hparams, metrics, run_name=".")
+    # What SummaryWriter.add_hparams does, but into this run's own event file rather than a second one
+    from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+    for summary in hparams_summary(hparams, metrics):
+        writer.file_writer.add_summary(summary)
+    for key, value in metrics.items():
+        writer.add_scalar(key, value)
 
 
 def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
