@@ -1,4 +1,9 @@
-"""CIFAR-10 and CIFAR-100 from the python pickle batches (torchvision's layout)."""
+"""CIFAR-10 and CIFAR-100 from the python pickle batches (torchvision's layout, unpacked archives).
+
+The files are Python 2 pickles: read with encoding="latin1" as torchvision does, their keys come
+back as str; files re-pickled under Python 3 have bytes keys (b"data"). Both are accepted. Like
+torchvision, this unpickles the files, so only use copies from a source you trust.
+"""
 from __future__ import annotations
 
 import pickle
@@ -12,44 +17,75 @@ from cnnlab.data.sources.download import ensure_files
 from cnnlab.data.splits import Splits
 from cnnlab.errors import DataError
 
+PIXELS = 3 * 32 * 32  # one row of a batch: the red, green then blue 32x32 planes
+
 
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")  # the files are Python 2 pickles of numpy arrays
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-        raise DataError(f"{path} cannot be read ({exc}). Delete it so it can be downloaded again.") from None
+            content = pickle.load(f, encoding="latin1")
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle can raise almost any type
+        raise DataError(f"{path} cannot be read ({type(exc).__name__}: {exc}): it is truncated or corrupt. "
+                        "Delete it and download it again.") from None
+    if not isinstance(content, dict):
+        raise DataError(f"{path} is not a CIFAR python batch (a pickled dict). Delete it and download it again.")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in content.items()}
 
 
-def _images(batches: list[dict]) -> torch.Tensor:
-    data = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
-    return torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8))
+def _field(batch: dict, key: str, path: Path):
+    if key not in batch:
+        raise DataError(f"{path} has no '{key}' entry: it is not a file of this CIFAR version. Delete it and "
+                        "download it again.")
+    return batch[key]
 
 
-def _load(cfg: DatasetConfig, data_dir: Path, folder: str, train: list[str], test: str, meta: str,
-          label_key: str, names_key: str, torchvision_class: str) -> Splits:
+def _read_batches(paths: list[Path], label_key: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for path in paths:
+        batch = _unpickle(path)
+        data = np.asarray(_field(batch, "data", path))
+        y = np.asarray(_field(batch, label_key, path), dtype=np.int64).reshape(-1)
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXELS or len(data) != len(y):
+            raise DataError(f"{path} holds {data.dtype} data of shape {data.shape} and {len(y)} labels; a CIFAR "
+                            f"batch holds uint8 rows of {PIXELS} values, one per label. Download it again.")
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise DataError(f"{path} holds labels outside 0..{num_classes - 1}. Download it again.")
+        images.append(data)
+        labels.append(y)
+    x = np.concatenate(images).reshape(-1, 3, 32, 32)
+    return torch.from_numpy(x), torch.from_numpy(np.concatenate(labels))
+
+
+def _class_names(path: Path, key: str) -> list[str]:
+    names = _field(_unpickle(path), key, path)
+    return [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
+
+
+def _load(cfg: DatasetConfig, data_dir: Path, folder: str, archive: str, train: list[str], test: str,
+          meta: str, label_key: str, names_key: str, torchvision_class: str) -> Splits:
     def fetch() -> None:
         import torchvision.datasets
 
+        # Downloads and unpacks the archive into data_dir; the constructor also reads it, once.
         getattr(torchvision.datasets, torchvision_class)(str(data_dir), train=True, download=True)
 
-    names = [*train, test, meta]
-    paths = ensure_files(cfg.name, [data_dir / folder], names, cfg.download, fetch,
-                         "https://www.cs.toronto.edu/~kriz/cifar.html (the python version, unpacked)")
-    train_batches = [_unpickle(paths[n]) for n in train]
-    test_batch = _unpickle(paths[test])
-    classes = _unpickle(paths[meta])[names_key]
-    train_y = torch.tensor(np.concatenate([b[label_key] for b in train_batches]), dtype=torch.long)
-    test_y = torch.tensor(test_batch[label_key], dtype=torch.long)
-    return Splits(train_x=_images(train_batches), train_y=train_y, test_x=_images([test_batch]), test_y=test_y,
-                  classes=list(classes))
+    how = (f"They come from https://www.cs.toronto.edu/~kriz/{archive} (the python version): unpack it in "
+           f"{data_dir}.")
+    paths = ensure_files(cfg.name, [data_dir / folder], [*train, test, meta], download=cfg.download,
+                         fetch=[fetch], written=[data_dir / archive, data_dir / folder], how=how)
+    classes = _class_names(paths[meta], names_key)
+    train_x, train_y = _read_batches([paths[n] for n in train], label_key, len(classes))
+    test_x, test_y = _read_batches([paths[test]], label_key, len(classes))
+    return Splits(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes)
 
 
 def load_cifar10(cfg: DatasetConfig, data_dir: Path) -> Splits:
-    return _load(cfg, data_dir, "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
-                 "batches.meta", "labels", "label_names", "CIFAR10")
+    return _load(cfg, data_dir, "cifar-10-batches-py", "cifar-10-python.tar.gz",
+                 [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta", "labels", "label_names",
+                 "CIFAR10")
 
 
 def load_cifar100(cfg: DatasetConfig, data_dir: Path) -> Splits:
-    return _load(cfg, data_dir, "cifar-100-python", ["train"], "test", "meta", "fine_labels", "fine_label_names",
-                 "CIFAR100")
+    # The 100 fine classes; the 20 coarse superclasses ("coarse_labels") are not used.
+    return _load(cfg, data_dir, "cifar-100-python", "cifar-100-python.tar.gz", ["train"], "test", "meta",
+                 "fine_labels", "fine_label_names", "CIFAR100")

@@ -1,70 +1,104 @@
-"""Find a dataset's files on disk, or let torchvision download them, or say exactly what is missing."""
+"""Find a dataset's files on disk, else let torchvision download them, else say exactly what to fetch.
+
+Every file-based source goes through `ensure_files`: local copies first (in every folder the source
+knows), then `fetch` (a torchvision dataset class with download=True, imported only there), then a
+DataError listing the exact paths to fill by hand. A failed download deletes the files it created
+or changed, so a half-written archive cannot poison the next run.
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional, Sequence
 
 from cnnlab.errors import DataError
 
+log = logging.getLogger("cnnlab")
 
-def find_file(folders: Iterable[Path], name: str) -> Optional[Path]:
-    """The first of `name` or `name.gz` in `folders`."""
+
+def find_files(folders: Sequence[Path], names: Sequence[str], gz: bool = False) -> Optional[dict[str, Path]]:
+    """name -> path for the first folder that holds every one of `names`, or None.
+
+    With `gz`, `name.gz` counts too (the unpacked file is preferred: it reads faster). All files come
+    from one folder so a set is never stitched together from two copies.
+    """
     for folder in folders:
-        for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
+        found = {}
+        for name in names:
+            candidates = (folder / name, folder / f"{name}.gz") if gz else (folder / name,)
+            path = next((p for p in candidates if p.is_file()), None)
+            if path is None:
+                break
+            found[name] = path
+        else:
+            return found
     return None
 
 
-def ensure_files(dataset: str, folders: list[Path], names: list[str], download: bool,
-                 fetch: Callable[[], None], source: str) -> dict[str, Path]:
-    """Paths of every file in `names`; downloads with `fetch` (torchvision) when some are missing.
+def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *, download: bool,
+                 fetch: Sequence[Callable[[], None]], written: Sequence[Path], how: str,
+                 gz: bool = False) -> dict[str, Path]:
+    """Paths of every file in `names`, found in `folders` (the first is where downloads land).
 
-    A failed download removes what it left half-written, then ends with a message listing the files
-    to put in place by hand.
+    `fetch` are the download steps (one per torchvision call: a failure removes only what its own step
+    wrote, so a finished 180 MB file survives a failure of the next); `written` are the files and
+    folders they write; `how` is the sentence that tells a user offline where the files come from.
     """
-    found = {n: find_file(folders, n) for n in names}
-    missing = [n for n, p in found.items() if p is None]
-    if not missing:
+    found = find_files(folders, names, gz)
+    if found is not None:
         return found
-    target = folders[0]
-    if download:
-        before = _snapshot(target)
+    if not download:
+        raise DataError(_missing_message(dataset, folders[0], names, gz, "dataset.download=false", how))
+    log.info(f"dataset={dataset}: files not found, downloading them to {folders[0]} with torchvision")
+    for step in fetch:
+        before = _snapshot(written)
         try:
-            fetch()
-        except Exception as exc:  # noqa: BLE001 - offline, proxy, HTTP error: all mean "put the files there"
-            _remove_new_partial_files(target, before)
-            raise DataError(_missing_message(dataset, target, missing, source, f"the download failed ({_short(exc)})")) from None
-        found = {n: find_file(folders, n) for n in names}
-        missing = [n for n, p in found.items() if p is None]
-        if not missing:
-            return found
-    reason = "dataset.download=false" if not download else "the download did not produce them"
-    raise DataError(_missing_message(dataset, target, missing, source, reason))
+            step()
+        except BaseException as exc:  # offline, proxy, HTTP error, full disk, Ctrl-C: all leave partial files
+            _remove_partial_files(written, before)
+            if not isinstance(exc, Exception):
+                raise
+            reason = f"the download failed ({_one_line(exc)})"
+            raise DataError(_missing_message(dataset, folders[0], names, gz, reason, how)) from None
+    found = find_files(folders, names, gz)
+    if found is None:
+        raise DataError(_missing_message(dataset, folders[0], names, gz, "torchvision's download did not "
+                                         "produce them", how))
+    return found
 
 
-def _missing_message(dataset: str, target: Path, missing: list[str], source: str, reason: str) -> str:
-    files = ", ".join(str(target / n) for n in missing)
-    return (f"dataset={dataset}: files not found and {reason}. Put these files there (gzipped or not): {files}. "
-            f"They come from {source}. Point cnnlab at another folder with data_dir=DIR or the CNNLAB_DATA "
+def _missing_message(dataset: str, target: Path, names: Sequence[str], gz: bool, reason: str, how: str) -> str:
+    files = ", ".join(str(target / (f"{n}.gz" if gz else n)) for n in names)
+    unpacked = " (gzipped or unpacked)" if gz else ""
+    return (f"dataset={dataset}: files not found and {reason}. Put these files in place{unpacked}: {files}. "
+            f"{how} Or point cnnlab at a folder that already holds them with data_dir=DIR or the CNNLAB_DATA "
             "environment variable.")
 
 
-def _short(exc: Exception) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _snapshot(folder: Path) -> dict[Path, int]:
-    if not folder.exists():
-        return {}
-    return {p: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
-
-
-def _remove_new_partial_files(folder: Path, before: dict[Path, int]) -> None:
-    """Delete files a failed download created or changed, so they cannot poison the next run."""
-    for path, size in _snapshot(folder).items():
-        if before.get(path) != size:
+def _snapshot(paths: Sequence[Path]) -> dict[Path, tuple[int, int]]:
+    """(size, mtime) of every file under `paths`; folders are recorded too, with (-1, -1)."""
+    seen: dict[Path, tuple[int, int]] = {}
+    for path in paths:
+        for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
             try:
-                path.unlink()
+                stat = p.stat()
             except OSError:
-                pass
+                continue
+            seen[p] = (-1, -1) if p.is_dir() else (stat.st_size, stat.st_mtime_ns)
+    return seen
+
+
+def _remove_partial_files(paths: Sequence[Path], before: dict[Path, tuple[int, int]]) -> None:
+    """Delete files a failed download created or changed, then the folders it created and left empty."""
+    after = _snapshot(paths)
+    changed = [p for p, state in after.items() if before.get(p) != state]
+    for p in sorted(changed, key=lambda p: len(p.parts), reverse=True):  # files before their folders
+        try:
+            p.rmdir() if p.is_dir() else p.unlink()
+        except OSError:  # a folder that is not empty, or a file we may not delete: leave it
+            pass
