@@ -34,7 +34,7 @@ class DatasetConfig:
     val_split: float = 0.1  # part of train held out when the set has no validation split
     train_size: Optional[int] = None  # use only the first N training images
     path: Optional[str] = None  # folder: one subfolder per class, or train/ and val/
-    image_size: Optional[int] = None  # folder: resize to this square size
+    image_size: Optional[int] = None  # folder: shorter side scaled to this, center-cropped square (null = 64)
     shape: List[int] = field(default_factory=lambda: [3, 32, 32])  # synthetic: C, H, W
     num_classes: int = 10  # synthetic
     num_samples: int = 1024  # synthetic: training images (val/test get a quarter each)

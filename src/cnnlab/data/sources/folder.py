@@ -1,14 +1,17 @@
 """Your own images: one subfolder per class, or train/ and val/ (PyTorch's transfer-learning layout).
 
-Images are decoded once, in parallel threads (PIL releases the GIL while decoding), converted to
-RGB, resized to `dataset.image_size` squares and cached as uint8 tensors under
-`data_dir/.cache/`, keyed by the folder's file list, sizes and modification times: a second run
-skips decoding, and any change to the folder decodes again.
+Layouts (hidden files and folders are ignored; a class folder may have subfolders of its own):
+  DIR/<class>/*.jpg       a fixed 20% of each class is the test split; val_split of the rest validates
+  DIR/train/<class>/...   val/ (or valid/, validation/) validates and test/ is the test split. Without
+  DIR/val/<class>/...     test/, val/ doubles as test: the tutorial's hymenoptera data has no test set,
+                          so its "test" numbers are validation numbers. Without val/, val_split of train
+                          validates; without both, a fixed 20% of train is the test split.
 
-Layouts:
-  DIR/<class>/*.jpg               20% (fixed shuffle) is the test split, val_split of the rest validates
-  DIR/train/<class>, DIR/val/...  val/ validates; DIR/test/ is the test split if present, else val/
-                                  doubles as test (the tutorial's hymenoptera data has no test set)
+Images are decoded once, in parallel threads (PIL releases the GIL while decoding and resizing): the
+shorter side is scaled to `dataset.image_size` (null = 64), the center cropped to a square, and the
+result kept as uint8 with 1 channel when every image is grayscale, else 3 (RGB, alpha dropped).
+The tensors are cached in data_dir/.cache/folder-*.pt, keyed by the folder, the size and every
+file's name, size and modification time: a second run skips decoding, and any change decodes again.
 """
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ import logging
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -28,109 +33,210 @@ from cnnlab.data.splits import Splits
 from cnnlab.errors import DataError
 
 log = logging.getLogger("cnnlab")
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+DEFAULT_IMAGE_SIZE = 64
 TEST_FRACTION = 0.2
+VAL_FOLDERS = ("val", "valid", "validation")
+CACHE_FORMAT = 2  # bump when decoding changes, so caches written by older code are not reused
+
+Files = list[tuple[Path, int]]  # (image file, class index)
+
+
+@dataclass
+class Listing:
+    classes: list[str]
+    parts: dict[str, Files]  # "train", and "val" / "test" when there are such images
+    folders: dict[str, Path]  # where each part's files live, for messages
+    test_is_val: bool = False  # train/ + val/ without test/: val doubles as the test split
 
 
 def load_folder(cfg: DatasetConfig, data_dir: Path) -> Splits:
+    if not cfg.path:
+        raise DataError("dataset=folder needs the folder of images: add dataset.path=DIR.")
     root = Path(cfg.path).expanduser()
     if not root.is_dir():
         raise DataError(f"dataset.path={cfg.path}: no such folder. Give a folder with one subfolder per class, "
                         "or with train/ and val/ subfolders.")
-    size = cfg.image_size or 64
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        classes = _classes(root / "train")
-        train = _load_part(root / "train", classes, size, data_dir)
-        val = _load_part(root / "val", classes, size, data_dir)
-        test = _load_part(root / "test", classes, size, data_dir) if (root / "test").is_dir() else val
-        return Splits(train_x=train[0], train_y=train[1], val_x=val[0], val_y=val[1], test_x=test[0],
-                      test_y=test[1], classes=classes)
-    classes = _classes(root)
-    x, y = _load_part(root, classes, size, data_dir)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    n_test = max(1, int(round(len(x) * TEST_FRACTION))) if len(x) > 1 else 0
-    test, train = order[:n_test].sort().values, order[n_test:].sort().values
-    return Splits(train_x=x[train], train_y=y[train], test_x=x[test], test_y=y[test], classes=classes)
+    size = cfg.image_size or DEFAULT_IMAGE_SIZE
+    listing = scan_folder(root)
+    cache = _cache_file(data_dir, root, size, listing)
+    decoded = _read_cache(cache)
+    if decoded is None:
+        decoded = _decode_parts(listing, size)
+        _write_cache(cache, decoded)
+    if decoded["skipped"]:
+        names = decoded["skipped"]
+        log.warning(f"skipped {len(names)} unreadable image(s) in {root} (empty, truncated or not images): "
+                    + ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else ""))
+    parts = decoded["parts"]
+    val = parts.get("val")
+    test = val if listing.test_is_val else parts["test"]
+    return Splits(train_x=parts["train"]["x"], train_y=parts["train"]["y"], test_x=test["x"], test_y=test["y"],
+                  val_x=val["x"] if val else None, val_y=val["y"] if val else None, classes=listing.classes)
 
 
-def _classes(folder: Path) -> list[str]:
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataError(f"{folder} has no class subfolders. Put the images of each class in a subfolder named "
-                        "after the class (e.g. DIR/cats/*.jpg, DIR/dogs/*.jpg).")
-    return classes
+# ---------------------------------------------------------------- listing the files
+def scan_folder(root: Path) -> Listing:
+    """Classes and the files of each split, in a fixed order; nothing is decoded."""
+    train_dir = root / "train"
+    if not train_dir.is_dir():  # one subfolder per class
+        classes = _class_names(root)
+        train, test = _hold_out(_list_images(root, classes, every_class=True), TEST_FRACTION)
+        return Listing(classes, {"train": train, "test": test}, {"train": root, "test": root})
+    classes = _class_names(train_dir)
+    listing = Listing(classes, {"train": _list_images(train_dir, classes, every_class=True)}, {"train": train_dir})
+    val_dir = next((root / n for n in VAL_FOLDERS if (root / n).is_dir()), None)
+    for part, folder in (("val", val_dir), ("test", root / "test")):
+        if folder is not None and folder.is_dir():
+            listing.parts[part] = _list_images(folder, classes, every_class=False)
+            listing.folders[part] = folder
+    if "test" not in listing.parts:
+        if "val" in listing.parts:
+            listing.test_is_val = True  # as in the transfer-learning tutorial: no held-out test set
+        else:
+            listing.parts["train"], listing.parts["test"] = _hold_out(listing.parts["train"], TEST_FRACTION)
+            listing.folders["test"] = train_dir
+    return listing
 
 
-def _files(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
-    files = []
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(EXTENSIONS)
+
+
+def _class_names(folder: Path) -> list[str]:
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    classes = sorted(p.name for p in entries if p.is_dir())
+    if classes:
+        return classes
+    if any(_is_image(p.name) for p in entries):
+        raise DataError(f"{folder} holds images but no class subfolders. Put the images of each class in a "
+                        f"subfolder named after the class, e.g. {folder}/cats/1.jpg and {folder}/dogs/1.jpg.")
+    raise DataError(f"{folder} is empty or has no class subfolders. Put the images of each class in a subfolder "
+                    "named after the class, or use train/<class>/ and val/<class>/ subfolders.")
+
+
+def _list_images(folder: Path, classes: list[str], every_class: bool) -> Files:
+    """Image files under folder/<class>/ (recursively), sorted; every class must have one if `every_class`."""
+    present = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [c for c in present if c not in classes]
+    if unknown:
+        raise DataError(f"{folder} has class folders that train/ lacks: {', '.join(unknown)}. Every class needs "
+                        "training images: add them to train/ or remove these folders.")
+    files: Files = []
     for label, name in enumerate(classes):
-        class_dir = folder / name
-        if class_dir.is_dir():
-            files += [(p, label) for p in sorted(class_dir.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in EXTENSIONS]
+        found = []
+        for parent, dirs, names in os.walk(folder / name, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [Path(parent, n) for n in names if _is_image(n)]
+        if every_class and not found:
+            raise DataError(f"{folder / name} holds no images ({', '.join(EXTENSIONS)}). Add images to it or "
+                            "remove the folder.")
+        files += [(p, label) for p in sorted(found)]
+    if not files:
+        raise DataError(f"{folder} holds no images ({', '.join(EXTENSIONS)}) in its class subfolders.")
     return files
 
 
-def _load_part(folder: Path, classes: list[str], size: int, data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    files = _files(folder, classes)
-    if not files:
-        raise DataError(f"{folder} holds no images ({', '.join(sorted(EXTENSIONS))}) in its class subfolders.")
-    cache = _cache_path(folder, files, size, data_dir)
-    cached = _read_cache(cache)
-    if cached is not None:
-        return cached
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        images = list(pool.map(lambda item: decode_image(item[0], size), files))
-    bad = [str(path) for (path, _), image in zip(files, images) if image is None]
-    if len(bad) == len(files):
-        raise DataError(f"none of the {len(files)} images in {folder} could be read: they are empty, truncated "
-                        "or not images.")
-    if bad:
-        log.warning(f"skipped {len(bad)} unreadable image(s) in {folder}: {', '.join(bad[:10])}"
-                    + (" ..." if len(bad) > 10 else ""))
-    kept = [(image, label) for image, (_, label) in zip(images, files) if image is not None]
-    x = torch.from_numpy(np.stack([image for image, _ in kept])).permute(0, 3, 1, 2).contiguous()
-    y = torch.tensor([label for _, label in kept], dtype=torch.long)
-    _write_cache(cache, x, y)
-    return x, y
+def _hold_out(files: Files, fraction: float) -> tuple[Files, Files]:
+    """A fixed part of each class for testing: the same files every run, at least one per class of 2+."""
+    generator = torch.Generator().manual_seed(0)
+    keep, held = [], []
+    for label in sorted({label for _, label in files}):
+        members = [f for f in files if f[1] == label]
+        n_held = min(len(members) - 1, max(1, round(len(members) * fraction)))
+        order = torch.randperm(len(members), generator=generator).tolist()
+        held_idx = set(order[:n_held])
+        held += [f for i, f in enumerate(members) if i in held_idx]
+        keep += [f for i, f in enumerate(members) if i not in held_idx]
+    return keep, held
 
 
-def decode_image(path: Path, size: int) -> Optional[np.ndarray]:
-    """An image file as a size x size x 3 uint8 array, or None when it cannot be read."""
-    from PIL import Image
+# ---------------------------------------------------------------- decoding
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """size x size (grayscale) or size x size x 3 (color) uint8; raises on files PIL cannot read."""
+    from PIL import Image, ImageOps
 
+    with Image.open(path) as image:
+        image.draft(None, (size, size))  # JPEG: decode at 1/2..1/8 scale when that still covers `size`
+        if image.mode.startswith("I;16"):  # 16-bit grayscale: keep the high byte (convert("L") would clip)
+            image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
+        elif image.mode in ("1", "L", "LA", "La", "I", "F"):
+            image = image.convert("L")
+        else:  # RGB, RGBA, palette, CMYK, YCbCr, ...
+            image = image.convert("RGB")
+        return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC))
+
+
+def _try_decode(path: Path, size: int) -> Union[np.ndarray, str]:
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+        return decode_image(path, size)
+    except Exception as exc:  # noqa: BLE001 - PIL's many format plugins raise many types on bad files
+        return f"{type(exc).__name__}: {exc}"
 
 
-def _cache_path(folder: Path, files: list[tuple[Path, int]], size: int, data_dir: Path) -> Path:
-    h = hashlib.sha1(f"{folder.resolve()}|{size}".encode())
-    for path, label in files:
-        stat = path.stat()
-        h.update(f"{path.relative_to(folder)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return data_dir / ".cache" / f"folder-{h.hexdigest()[:16]}.pt"
+def _decode_parts(listing: Listing, size: int) -> dict:
+    """{"parts": {part: {"x": uint8 [N,C,S,S], "y": int64 [N]}}, "skipped": [unreadable files]}."""
+    unique = sorted({path for files in listing.parts.values() for path, _ in files})
+    with ThreadPoolExecutor() as pool:
+        results = dict(zip(unique, pool.map(_try_decode, unique, repeat(size))))
+    bad = {p for p, r in results.items() if isinstance(r, str)}
+    gray = all(r.ndim == 2 for r in results.values() if not isinstance(r, str))
+
+    def chw(image: np.ndarray) -> np.ndarray:
+        if gray:
+            return image[None]
+        return np.repeat(image[None], 3, axis=0) if image.ndim == 2 else image.transpose(2, 0, 1)
+
+    parts = {}
+    for part, files in listing.parts.items():
+        kept = [(path, label) for path, label in files if path not in bad]
+        if not kept:
+            first = next(results[p] for p, _ in files)
+            raise DataError(f"none of the {len(files)} images in {listing.folders[part]} could be read (the "
+                            f"first: {files[0][0].name}, {first}). Check that they are image files.")
+        x = torch.from_numpy(np.stack([chw(results[path]) for path, _ in kept]))
+        parts[part] = {"x": x, "y": torch.tensor([label for _, label in kept], dtype=torch.long)}
+    return {"parts": parts, "skipped": [str(p) for p in sorted(bad)]}
 
 
-def _read_cache(path: Path) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+# ---------------------------------------------------------------- cache
+def _cache_file(data_dir: Path, root: Path, size: int, listing: Listing) -> Path:
+    """data_dir/.cache/folder-<where>-<what>.pt: <where> names the folder and size, <what> its content."""
+    where = hashlib.sha1(f"{root.resolve()}|{size}".encode()).hexdigest()[:12]
+    what = hashlib.sha1(f"{CACHE_FORMAT}|{listing.classes}|{listing.test_is_val}\n".encode())
+    for part, files in sorted(listing.parts.items()):
+        for path, label in files:
+            stat = path.stat()
+            what.update(f"{part}|{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return data_dir / ".cache" / f"folder-{where}-{what.hexdigest()[:16]}.pt"
+
+
+def _read_cache(path: Path) -> Optional[dict]:
     if not path.is_file():
         return None
     try:
         saved = torch.load(path, weights_only=True)
-        return saved["x"], saved["y"]
-    except Exception:  # noqa: BLE001 - a damaged cache is only a cache: decode again
-        return None
+        if saved.get("format") == CACHE_FORMAT:
+            return saved
+    except Exception as exc:  # noqa: BLE001 - a damaged cache is only a cache: decode again
+        log.warning(f"ignoring the unreadable cache {path} ({type(exc).__name__}); decoding the images again.")
+    return None
 
 
-def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
-    """Atomically, and never fatally: an unwritable cache folder only costs a decode next time."""
+def _write_cache(path: Path, decoded: dict) -> None:
+    """Atomically (temp file + rename), and never fatally; older caches of the same folder are removed."""
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            torch.save({"x": x, "y": y}, f)
+            torch.save({"format": CACHE_FORMAT, **decoded}, f)
         os.replace(tmp, path)
-    except OSError as exc:
-        log.warning(f"could not cache decoded images in {path.parent} ({exc}); they will be decoded again next run.")
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+        log.warning(f"could not cache the decoded images in {path.parent} ({exc}); they are decoded again next run.")
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        return
+    for old in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.pt"):
+        if old != path:
+            old.unlink(missing_ok=True)
