@@ -55,7 +55,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
              f"{'x'.join(map(str, data.shape))}, {data.num_classes} classes), {cfg.optim.name} "
              f"lr {cfg.optim.lr:g}, {device.type}, run folder {run_dir}")
     if cfg.trainer.summary:
-        log.info(summarize(model, data.shape, device))
+        log.info(summarize(model, data.shape, device, title=cfg.model.name))
 
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
@@ -116,6 +116,7 @@ def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable
         "train_seconds": round(state.train_seconds, 3),
         "images_per_s": round(state.train_images / state.train_seconds, 1) if state.train_seconds else None,
         "wall_seconds": round(time.perf_counter() - wall_start, 3),
+        "startup_seconds": state.startup_seconds,
         "model": cfg.model.name, "dataset": cfg.dataset.name, "optim": cfg.optim.name, "seed": cfg.seed,
         "overrides": list(overrides), "history": history,
     }

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional
 
 import torch
 
+import cnnlab
 from cnnlab.config import RootConfig
 from cnnlab.data import DataBundle
 from cnnlab.errors import TrainingError
@@ -39,6 +40,7 @@ class FitState:
     train_seconds: float = 0.0
     train_images: int = 0
     stopped_early: bool = False
+    startup_seconds: Optional[float] = None  # from importing cnnlab to the first training step
 
 
 @dataclass
@@ -107,6 +109,8 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
     step_losses = torch.zeros(len(loader), device=ctx.device)
     bar = _progress_bar(cfg, len(loader), epoch)
     for i, (x, y) in enumerate(loader):
+        if state.startup_seconds is None:
+            state.startup_seconds = round(time.perf_counter() - cnnlab.STARTED, 3)
         with autocast(ctx.device, ctx.amp_dtype):
             output = ctx.model(x)
             loss = ctx.objective(output, y)
