@@ -44,6 +44,7 @@ Files = list[tuple[Path, int]]  # (image file, class index)
 
 @dataclass
 class Listing:
+    root: Path
     classes: list[str]
     parts: dict[str, Files]  # "train", and "val" / "test" when there are such images
     folders: dict[str, Path]  # where each part's files live, for messages
@@ -81,10 +82,11 @@ def scan_folder(root: Path) -> Listing:
     train_dir = root / "train"
     if not train_dir.is_dir():  # one subfolder per class
         classes = _class_names(root)
-        train, test = _hold_out(_list_images(root, classes, every_class=True), TEST_FRACTION)
-        return Listing(classes, {"train": train, "test": test}, {"train": root, "test": root})
+        train, test = _hold_out(root, _list_images(root, classes, every_class=True), TEST_FRACTION)
+        return Listing(root, classes, {"train": train, "test": test}, {"train": root, "test": root})
     classes = _class_names(train_dir)
-    listing = Listing(classes, {"train": _list_images(train_dir, classes, every_class=True)}, {"train": train_dir})
+    train = _list_images(train_dir, classes, every_class=True)
+    listing = Listing(root, classes, {"train": train}, {"train": train_dir})
     val_dir = next((root / n for n in VAL_FOLDERS if (root / n).is_dir()), None)
     for part, folder in (("val", val_dir), ("test", root / "test")):
         if folder is not None and folder.is_dir():
@@ -94,7 +96,8 @@ def scan_folder(root: Path) -> Listing:
         if "val" in listing.parts:
             listing.test_is_val = True  # as in the transfer-learning tutorial: no held-out test set
         else:
-            listing.parts["train"], listing.parts["test"] = _hold_out(listing.parts["train"], TEST_FRACTION)
+            listing.parts["train"], listing.parts["test"] = _hold_out(train_dir, listing.parts["train"],
+                                                                      TEST_FRACTION)
             listing.folders["test"] = train_dir
     return listing
 
@@ -137,7 +140,7 @@ def _list_images(folder: Path, classes: list[str], every_class: bool) -> Files:
     return files
 
 
-def _hold_out(files: Files, fraction: float) -> tuple[Files, Files]:
+def _hold_out(folder: Path, files: Files, fraction: float) -> tuple[Files, Files]:
     """A fixed part of each class for testing: the same files every run, at least one per class of 2+."""
     generator = torch.Generator().manual_seed(0)
     keep, held = [], []
@@ -148,6 +151,9 @@ def _hold_out(files: Files, fraction: float) -> tuple[Files, Files]:
         held_idx = set(order[:n_held])
         held += [f for i, f in enumerate(members) if i in held_idx]
         keep += [f for i, f in enumerate(members) if i not in held_idx]
+    if not held:
+        raise DataError(f"{folder} has too few images for a test split: give a class at least 2 images, or "
+                        "add a test/ folder next to train/.")
     return keep, held
 
 
@@ -177,9 +183,14 @@ def _try_decode(path: Path, size: int) -> Union[np.ndarray, str]:
 def _decode_parts(listing: Listing, size: int) -> dict:
     """{"parts": {part: {"x": uint8 [N,C,S,S], "y": int64 [N]}}, "skipped": [unreadable files]}."""
     unique = sorted({path for files in listing.parts.values() for path, _ in files})
-    with ThreadPoolExecutor() as pool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=cores) as pool:  # decoding is CPU-bound: one thread per core
         results = dict(zip(unique, pool.map(_try_decode, unique, repeat(size))))
     bad = {p for p, r in results.items() if isinstance(r, str)}
+    if len(bad) == len(unique):
+        raise DataError(f"none of the {len(unique)} images in {listing.root} could be read (the first: "
+                        f"{unique[0].relative_to(listing.root)}, {results[unique[0]]}). Check that they are image "
+                        "files.")
     gray = all(r.ndim == 2 for r in results.values() if not isinstance(r, str))
 
     def chw(image: np.ndarray) -> np.ndarray:
@@ -191,12 +202,11 @@ def _decode_parts(listing: Listing, size: int) -> dict:
     for part, files in listing.parts.items():
         kept = [(path, label) for path, label in files if path not in bad]
         if not kept:
-            first = next(results[p] for p, _ in files)
-            raise DataError(f"none of the {len(files)} images in {listing.folders[part]} could be read (the "
-                            f"first: {files[0][0].name}, {first}). Check that they are image files.")
+            raise DataError(f"none of the {len(files)} images in {listing.folders[part]} could be read: they are "
+                            "empty, truncated or not images.")
         x = torch.from_numpy(np.stack([chw(results[path]) for path, _ in kept]))
         parts[part] = {"x": x, "y": torch.tensor([label for _, label in kept], dtype=torch.long)}
-    return {"parts": parts, "skipped": [str(p) for p in sorted(bad)]}
+    return {"parts": parts, "skipped": [str(p.relative_to(listing.root)) for p in sorted(bad)]}
 
 
 # ---------------------------------------------------------------- cache
@@ -229,6 +239,7 @@ def _write_cache(path: Path, decoded: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as the data next to it
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": CACHE_FORMAT, **decoded}, f)
         os.replace(tmp, path)
