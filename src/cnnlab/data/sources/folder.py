@@ -142,10 +142,13 @@ def _list_images(folder: Path, classes: list[str], every_class: bool) -> Files:
 
 def _hold_out(folder: Path, files: Files, fraction: float) -> tuple[Files, Files]:
     """A fixed part of each class for testing: the same files every run, at least one per class of 2+."""
+    by_class: dict[int, Files] = {}
+    for f in files:
+        by_class.setdefault(f[1], []).append(f)
     generator = torch.Generator().manual_seed(0)
     keep, held = [], []
-    for label in sorted({label for _, label in files}):
-        members = [f for f in files if f[1] == label]
+    for label in sorted(by_class):
+        members = by_class[label]
         n_held = min(len(members) - 1, max(1, round(len(members) * fraction)))
         order = torch.randperm(len(members), generator=generator).tolist()
         held_idx = set(order[:n_held])
