@@ -1,0 +1,84 @@
+"""One line per comparison: which configuration won, by how much, and whether that beats the seed noise.
+
+"Exceeds the seed spread" means the mean +/- std intervals of the two do not overlap (the difference
+is larger than the sum of their standard deviations over seeds): a rough rule, stated as such, and
+honest about single runs, whose spread is unknown.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from cnnlab.report.group import Configuration, Stat
+
+METRIC_NAMES = {"test_acc": "test accuracy", "best_val_acc": "best validation accuracy"}
+
+
+def ranking_metric(configs: List[Configuration]) -> str:
+    """Test accuracy, or the best validation accuracy where no run reached the test."""
+    return "test_acc" if any(c.stat("test_acc") for c in configs) else "best_val_acc"
+
+
+def comparison_lines(configs: List[Configuration]) -> List[str]:
+    metric = ranking_metric(configs)
+    scored = [c for c in configs if c.stat(metric)]
+    if len(scored) < 2:
+        return []
+    lines = [_overall(scored, metric)]
+    keys = list(scored[0].settings)
+    if len(keys) > 1:  # with several swept keys, also compare each key's values with the others held fixed
+        for key in keys:
+            for fixed, members in _hold_others_fixed(scored, key).items():
+                if len(members) > 1:
+                    lines.append(_within(key, dict(fixed), members, metric))
+    return lines
+
+
+def _overall(scored: List[Configuration], metric: str) -> str:
+    first, second = sorted(scored, key=lambda c: -c.stat(metric).mean)[:2]
+    a, b = first.stat(metric), second.stat(metric)
+    return (f"Overall by {METRIC_NAMES[metric]}: **{first.label}** won with {_pct(a)}, "
+            f"{_points(a, b)} ahead of {second.label} ({_pct(b)}); {_spread_verdict(a, b)}.")
+
+
+def _within(key: str, fixed: Dict[str, str], members: List[Configuration], metric: str) -> str:
+    first, second = sorted(members, key=lambda c: -c.stat(metric).mean)[:2]
+    a, b = first.stat(metric), second.stat(metric)
+    context = f" (with {', '.join(f'{k}={v}' for k, v in fixed.items())})" if fixed else ""
+    return (f"{key}{context}: **{first.settings[key]}** beat {second.settings[key]}, {_pct(a)} vs "
+            f"{_pct(b)}, {_points(a, b)}; {_spread_verdict(a, b)}.")
+
+
+def _hold_others_fixed(configs: List[Configuration], key: str) -> Dict[tuple, List[Configuration]]:
+    groups: Dict[tuple, List[Configuration]] = {}
+    for c in configs:
+        fixed = tuple((k, v) for k, v in c.settings.items() if k != key)
+        groups.setdefault(fixed, []).append(c)
+    return groups
+
+
+def exceeds_spread(a: Stat, b: Stat) -> Optional[bool]:
+    """True/False when at least one side has a spread over seeds; None when both are single runs."""
+    stds = [s.std for s in (a, b) if s.std is not None]
+    if not stds:
+        return None
+    return abs(a.mean - b.mean) > sum(stds)
+
+
+def _spread_verdict(a: Stat, b: Stat) -> str:
+    verdict = exceeds_spread(a, b)
+    if verdict is None:
+        return "one run each, so the seed spread is unknown (sweep seed=0,1,2 to know)"
+    spread = sum(s.std for s in (a, b) if s.std is not None)
+    if verdict:
+        return f"this exceeds the seed spread ({100 * spread:.2f} points)"
+    return f"this is within the seed spread ({100 * spread:.2f} points): not a clear win"
+
+
+def _pct(s: Stat) -> str:
+    spread = f" ± {100 * s.std:.2f}" if s.std is not None else ""
+    return f"{100 * s.mean:.2f}{spread}% (n={s.n})"
+
+
+def _points(a: Stat, b: Stat) -> str:
+    diff = 100 * (a.mean - b.mean)
+    return f"{diff:.2f} points" if round(diff, 2) else "tied at 0.00 points"

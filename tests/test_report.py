@@ -1,0 +1,174 @@
+"""cnnlab-report on sweeps written by hand (exact numbers to check) and on one real tiny sweep."""
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+from cnnlab.report.cli import make_report
+from conftest import run_cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(folder, overrides, test_acc=None, status="completed", epochs=3, error=None, top5=True):
+    """A run folder as cnnlab leaves it: .hydra/overrides.yaml, and results.json unless unfinished."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if status == "unfinished":
+        return folder
+    if status == "failed":
+        results = {"status": "failed", "error": error, "overrides": overrides}
+    else:
+        history = [{"epoch": e, "train/loss": 1.0 / e, "train/acc": test_acc + 0.01 * e,
+                    "val/loss": 1.2 / e, "val/acc": test_acc - 0.02 + 0.01 * e, "lr": 0.01, "seconds": 1.0}
+                   for e in range(1, epochs + 1)]
+        results = {"status": "completed", "test_acc": test_acc, "test_loss": 0.3,
+                   "best_val_acc": history[-1]["val/acc"], "best_epoch": epochs, "epochs": epochs,
+                   "final_train_acc": history[-1]["train/acc"], "final_val_acc": history[-1]["val/acc"],
+                   "params": 1234, "trainable_params": 1000, "train_seconds": 10.0, "images_per_s": 100.0,
+                   "model": "lecture_cnn", "dataset": "digits", "optim": "x",
+                   "seed": int(overrides[-1].split("=")[1]), "overrides": overrides, "history": history}
+        if top5:
+            results["test_top5_acc"] = 0.99
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """optim=sgd and adam over three seeds, one failed job and one that never finished."""
+    root = tmp_path / "sweep"
+    for optim, accs in (("sgd", [0.80, 0.82, 0.84]), ("adam", [0.95, 0.96, 0.97])):
+        for seed, acc in enumerate(accs):
+            fake_run(root / f"optim={optim},seed={seed}", [f"optim={optim}", f"seed={seed}"], acc)
+    fake_run(root / "optim=rmsprop,seed=0", ["optim=rmsprop", "seed=0"], status="failed",
+             error="optim.lr=-1 is not allowed: optim.lr must be positive.")
+    fake_run(root / "optim=adagrad,seed=0", ["optim=adagrad", "seed=0"], status="unfinished")
+    return root
+
+
+def table_rows(report: str) -> dict:
+    """configuration label -> its cells, from report.md's table."""
+    rows = {}
+    for line in report.splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows[cells[0].strip("`")] = cells[1:]
+    return rows
+
+
+def header(report: str) -> list:
+    line = next(l for l in report.splitlines() if l.startswith("| configuration"))
+    return [c.strip() for c in line.strip("|").split(" | ")][1:]
+
+
+def test_seeds_grouped_as_mean_std_with_count_and_failures_shown(sweep):
+    report = make_report(sweep).read_text()
+    rows, columns = table_rows(report), header(report)
+    assert list(rows) == ["optim=adagrad", "optim=adam", "optim=rmsprop", "optim=sgd"]  # folder order
+    assert columns == ["runs", "params", "trainable", "best val acc (%)", "best epoch", "final train acc (%)",
+                       "train−val gap (points)", "test acc (%)", "test top-5 (%)", "train time (s)"]
+    sgd = dict(zip(columns, rows["optim=sgd"]))
+    assert sgd["runs"] == "3" and sgd["test acc (%)"] == "82.00 ± 2.00"
+    assert sgd["params"] == "1,234" and sgd["trainable"] == "1,000" and sgd["best epoch"] == "3"
+    assert sgd["final train acc (%)"] == "85.00 ± 2.00" and sgd["best val acc (%)"] == "83.00 ± 2.00"
+    assert sgd["train−val gap (points)"] == "+2.00 ± 0.00" and sgd["train time (s)"] == "10.0 ± 0.0"
+    assert dict(zip(columns, rows["optim=adam"]))["test acc (%)"] == "96.00 ± 1.00"
+    assert rows["optim=rmsprop"][0] == "**failed**" and set(rows["optim=rmsprop"][1:]) == {"–"}
+    assert rows["optim=adagrad"][0] == "**unfinished**"
+    assert "`optim=rmsprop,seed=0`: **failed**: optim.lr=-1 is not allowed" in report
+    assert "`optim=adagrad,seed=0`: **unfinished**" in report
+
+
+def test_comparison_names_the_winner_the_margin_and_the_seed_spread(sweep):
+    report = make_report(sweep, figures=False).read_text()
+    assert ("**optim=adam** won with 96.00 ± 1.00% (n=3), 14.00 points ahead of optim=sgd "
+            "(82.00 ± 2.00% (n=3)); this exceeds the seed spread (3.00 points)") in report
+
+
+def test_a_difference_inside_the_seed_spread_is_called_so(tmp_path):
+    root = tmp_path / "close"
+    for name, accs in (("0", [0.90, 0.94]), ("0.5", [0.91, 0.95])):
+        for seed, acc in enumerate(accs):
+            fake_run(root / f"d={name},s={seed}", [f"model.dropout={name}", f"seed={seed}"], acc)
+    report = make_report(root, figures=False).read_text()
+    assert "**model.dropout=0.5** won" in report and "within the seed spread" in report
+
+
+def test_two_swept_keys_compare_each_key_with_the_other_fixed(tmp_path):
+    root = tmp_path / "grid"
+    accs = {("sgd", "0"): 0.80, ("sgd", "0.5"): 0.85, ("adam", "0"): 0.95, ("adam", "0.5"): 0.93}
+    for (optim, dropout), acc in accs.items():
+        fake_run(root / f"optim={optim},model.dropout={dropout}",
+                 [f"optim={optim}", f"model.dropout={dropout}", "seed=0"], acc)
+    report = make_report(root, figures=False).read_text()
+    assert "`optim=adam,model.dropout=0`" in report
+    assert "optim (with model.dropout=0): **adam** beat sgd, 95.00% (n=1) vs 80.00% (n=1), 15.00 points" in report
+    assert "model.dropout (with optim=sgd): **0.5** beat 0" in report
+    assert "model.dropout (with optim=adam): **0** beat 0.5" in report
+    assert "seed spread is unknown" in report
+
+
+def test_figures_are_written_and_linked(sweep):
+    report = make_report(sweep).read_text()
+    figures = sorted(p.name for p in (sweep / "figures").iterdir())
+    assert figures == ["curves_01_optim=adam.png", "curves_02_optim=sgd.png", "val_curves.png"]
+    for name in figures:
+        data = (sweep / "figures" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+        assert f"](figures/{name})" in report
+
+
+def test_single_run_folder_and_nested_sweeps(tmp_path):
+    single = fake_run(tmp_path / "one", ["seed=0"], 0.9)
+    assert "| `lecture_cnn / digits / x` | 1 |" in make_report(single, figures=False).read_text()
+    parent = tmp_path / "multirun"
+    fake_run(parent / "day1" / "10-00" / "optim=sgd", ["optim=sgd", "seed=0"], 0.8)
+    fake_run(parent / "day1" / "11-00" / "optim=sgd", ["optim=sgd", "seed=1"], 0.9)
+    fake_run(parent / "day2" / "09-00" / "optim=adam", ["optim=adam", "seed=0"], 0.95)
+    rows = table_rows(make_report(parent, figures=False).read_text())
+    assert rows["optim=sgd"][0] == "2" and rows["optim=adam"][0] == "1"
+
+
+def test_top5_column_only_where_it_applies(tmp_path):
+    fake_run(tmp_path / "s" / "a", ["optim=sgd", "seed=0"], 0.8, top5=False)
+    fake_run(tmp_path / "s" / "b", ["optim=adam", "seed=0"], 0.9, top5=False)
+    assert "top-5" not in make_report(tmp_path / "s", figures=False).read_text()
+
+
+def test_console_script_is_registered():
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("cnnlab-report") == "cnnlab.report.cli:main"
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: p, "found no runs"),
+    (lambda p: (p / "file.txt").write_text("x") and p / "file.txt", "is a file"),
+])
+def test_bad_input_is_one_paragraph_and_a_nonzero_exit(tmp_path, make, expected):
+    target = make(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "cnnlab.report.cli", str(target)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and expected in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_report_on_a_real_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["-m", "optim=sgd,adam", "trainer.max_epochs=1", "dataset.train_size=300", "trainer.summary=false",
+                    "trainer.progress=false", f"hydra.sweep.dir={sweep}"],
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "cnnlab.report.cli", str(sweep)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = (sweep / "report.md").read_text()
+    rows = table_rows(report)
+    assert set(rows) == {"optim=sgd", "optim=adam"} and all(r[0] == "1" for r in rows.values())
+    params = json.loads((sweep / "optim=adam" / "results.json").read_text())["params"]
+    assert f"| {params:,} |" in report and "won with" in report
+    assert (sweep / "figures" / "val_curves.png").stat().st_size > 5000
+    assert "optim=adam" in proc.stdout and "Wrote" in proc.stdout
