@@ -90,3 +90,23 @@ def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(train_run,
     b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["test_acc"] == full["test_acc"] and resumed["epochs"] == 3
+
+
+def test_bf16_autocast_path_trains(train_run):
+    results, _ = train_run(["trainer.max_epochs=3", "trainer.precision=bf16"])
+    assert results["test_acc"] > 0.8
+
+
+def test_compile_path_trains(train_run, monkeypatch):
+    # The run's torch.compile call, traced by dynamo but lowered with aot_eager: inductor's C++
+    # build would take a minute on 2 cores and tests the compiler, not cnnlab.
+    compiled = []
+    real_compile = torch.compile
+
+    def compile_quickly(model, **kwargs):
+        compiled.append(model)
+        return real_compile(model, **{**kwargs, "backend": "aot_eager"})
+
+    monkeypatch.setattr(torch, "compile", compile_quickly)
+    results, _ = train_run(["trainer.max_epochs=3", "trainer.compile=true"])
+    assert compiled and results["test_acc"] > 0.8
