@@ -34,7 +34,9 @@ class Objective:
             loss = self.data_loss(logits, y) + 0.3 * sum(self.data_loss(a, y) for a in aux)
         else:
             loss = self.data_loss(output, y)
-        return loss + self.penalty()
+        if self.cfg.l1 > 0 or self.cfg.l2 > 0:
+            loss = loss + self.penalty()
+        return loss
 
 
 def main_logits(output) -> torch.Tensor:
