@@ -134,6 +134,7 @@ class TrainerConfig:
     progress: bool = True  # progress bar per epoch
     summary: bool = True  # Keras-style model summary at start
     histograms: bool = False  # weight and activation histograms to TensorBoard each epoch
+    diagnostics: bool = True  # after training: confusion matrix and misclassified test images (PNG + TensorBoard)
     sync_every: int = 50  # steps between reads of the running loss for the progress bar
     num_threads: Optional[int] = None  # CPU threads (default: PyTorch's choice)
 

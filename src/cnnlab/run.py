@@ -12,6 +12,7 @@ import torch
 
 from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
+from cnnlab.diagnostics import save_diagnostics
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
 from cnnlab.models.summary import count_params, summarize
@@ -91,6 +92,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         test = evaluate(model, data.test, objective, device, amp_dtype, top5)
         results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start)
         write_results(run_dir, results)
+        if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
+            save_diagnostics(model, data.test, data.classes, run_dir, writer, device)
         _log_hparams(writer, cfg, overrides, results)
         log.info(_closing_line(results, run_dir))
         return results

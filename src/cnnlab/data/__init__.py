@@ -10,7 +10,7 @@ import torch
 from cnnlab.config import DatasetConfig
 from cnnlab.data.loader import DeviceLoader
 from cnnlab.data.sources import load_source
-from cnnlab.data.splits import Splits, carve_validation, channel_stats, check_splits
+from cnnlab.data.splits import Splits, carve_validation, channel_stats, check_splits, select_classes
 
 
 @dataclass
@@ -31,6 +31,8 @@ class DataBundle:
 def load_splits(cfg: DatasetConfig, data_dir: Path) -> Splits:
     splits = load_source(cfg, data_dir)
     check_splits(splits, cfg.name)
+    if cfg.classes is not None:
+        splits = select_classes(splits, list(cfg.classes))
     return carve_validation(splits, cfg.val_split, cfg.train_size)
 
 

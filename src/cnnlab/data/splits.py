@@ -71,3 +71,29 @@ def channel_stats(x: torch.Tensor, max_images: int = 10000) -> tuple[list[float]
     mean = sample.mean(dim=(0, 2, 3))
     std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
     return mean.tolist(), std.tolist()
+
+
+def select_classes(s: Splits, classes: List[int]) -> Splits:
+    """Keep the images of `classes` (indices into s.classes), relabelled 0..k-1 in the order given.
+
+    `dataset.classes=[5,6,7,8,9]` makes a five-class task of Fashion-MNIST's second half: pretrain on
+    one part of a dataset, fine-tune on the other (experiment=finetune).
+    """
+    bad = [c for c in classes if not 0 <= c < s.num_classes]
+    if not classes or bad or len(set(classes)) != len(classes):
+        raise DataError(f"dataset.classes={classes} must be distinct class indices from 0 to {s.num_classes - 1} "
+                        f"({', '.join(s.classes)}).")
+    lookup = torch.full((s.num_classes,), -1, dtype=torch.int64)
+    lookup[torch.tensor(classes)] = torch.arange(len(classes))
+
+    def pick(x, y):
+        if x is None:
+            return None, None
+        keep = lookup[y] >= 0
+        return x[keep], lookup[y[keep]]
+
+    train_x, train_y = pick(s.train_x, s.train_y)
+    test_x, test_y = pick(s.test_x, s.test_y)
+    val_x, val_y = pick(s.val_x, s.val_y)
+    return replace(s, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, val_x=val_x, val_y=val_y,
+                   classes=[s.classes[c] for c in classes])
