@@ -158,9 +158,9 @@ def test_bad_input_is_one_paragraph_and_a_nonzero_exit(tmp_path, make, expected)
 
 def test_report_on_a_real_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli(["-m", "optim=sgd,adam", "trainer.max_epochs=1", "dataset.train_size=300", "trainer.summary=false",
-                    "trainer.progress=false", f"hydra.sweep.dir={sweep}"],
-                   cwd=tmp_path)
+    tiny = ["trainer.max_epochs=1", "dataset.train_size=300", "trainer.summary=false", "trainer.progress=false",
+            "trainer.diagnostics=false"]
+    proc = run_cli(["-m", "optim=sgd,adam", *tiny, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     proc = subprocess.run([sys.executable, "-m", "cnnlab.report.cli", str(sweep)], capture_output=True,
                           text=True, timeout=120)

@@ -1,0 +1,45 @@
+"""After training: the confusion matrix and the grid of misclassified test images."""
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cnnlab.data.loader import DeviceLoader
+from cnnlab.diagnostics import class_probabilities, confusion_matrix, save_diagnostics
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_writes_both_pngs_and_tensorboard_images(train_run):
+    results, run_dir = train_run(["trainer.max_epochs=1", "dataset.train_size=200"])
+    for name in ("confusion_matrix.png", "misclassified.png"):
+        data = (run_dir / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    images = EventAccumulator(str(run_dir)).Reload().Tags()["images"]
+    assert {"diagnostics/confusion_matrix", "diagnostics/misclassified"} <= set(images)
+
+
+def test_confusion_matrix_counts_every_test_image_once(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(50) % 3
+    loader = DeviceLoader(x, y, 16, mean=[0.5], std=[0.25])
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64, 3))
+    confusion = save_diagnostics(model, loader, ["a", "b", "c"], tmp_path, None, torch.device("cpu"))
+    assert confusion.shape == (3, 3) and int(confusion.sum()) == 50
+    assert confusion.sum(dim=1).tolist() == [17, 17, 16]  # rows are the true classes
+    with torch.no_grad():
+        predicted = model(next(iter(DeviceLoader(x, y, 50, mean=[0.5], std=[0.25])))[0]).argmax(1)
+    assert int(confusion.trace()) == int((predicted == y).sum())
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
+    assert (tmp_path / "misclassified.png").stat().st_size > 0
+
+
+def test_confusion_matrix_layout_and_binary_head_probabilities():
+    truth, predicted = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([0, 1, 1, 2, 0])
+    assert confusion_matrix(truth, predicted, 3).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
+    probs = class_probabilities(torch.tensor([[0.0], [2.0]]))
+    assert torch.allclose(probs.sum(1), torch.ones(2)) and probs[1, 1] > 0.8 and probs[0, 0] == 0.5
+
+
+def test_diagnostics_can_be_turned_off(train_run):
+    _, run_dir = train_run(["trainer.max_epochs=1", "dataset.train_size=200", "trainer.diagnostics=false"])
+    assert not (run_dir / "confusion_matrix.png").exists() and (run_dir / "results.json").exists()
