@@ -73,6 +73,7 @@ class ModelConfig:
     residual: bool = True  # resnet: false gives the plain twin
     width: int = 64  # resnet/vgg: channels of the first stage
     stem: str = "auto"  # auto | cifar | imagenet
+    head: str = "full"  # vgg: full (torchvision's 3 dense layers) | linear (Flatten -> Dropout -> Dense, seed 000)
     # inception
     inception: str = "reduced"  # naive | reduced
     aux_heads: bool = False
@@ -230,6 +231,7 @@ def _check_ranges(s: RootConfig) -> None:
              "model.pool", "true, false, or a list of true/false (one per block)", m.pool)
     _require(m.width >= 1, "model.width", "a positive integer", m.width)
     _require(m.stem in ("auto", "cifar", "imagenet"), "model.stem", "auto, cifar or imagenet", m.stem)
+    _require(m.head in ("full", "linear"), "model.head", "full or linear", m.head)
     _require(m.inception in ("naive", "reduced"), "model.inception", "naive or reduced", m.inception)
 
     _require(o.name in OPTIMIZERS, "optim.name", "one of " + ", ".join(OPTIMIZERS), o.name)

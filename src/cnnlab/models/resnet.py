@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from cnnlab.config import ModelConfig
 from cnnlab.errors import ConfigError
+from cnnlab.models.init import reference_init
 from cnnlab.models.layers import activation, small_input
 
 LAYOUTS = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]), 50: ("bottleneck", [3, 4, 6, 3])}
@@ -99,9 +100,7 @@ class ResNet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.fc = nn.Linear(inplanes, 1 if cfg.binary_head else num_classes)
         self.head_prefixes = ["fc"]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        reference_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

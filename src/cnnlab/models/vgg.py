@@ -1,8 +1,10 @@
 """VGG (Simonyan & Zisserman): configs A/B/D/E for depths 11/13/16/19, batch norm optional.
 
 Parameter names match torchvision's (`features.N`, `classifier.N`) so ImageNet weights load. Small
-inputs skip the max pools that would empty the map and use a 512-wide classifier on a 1x1 map
-(the usual CIFAR variant) instead of 4096-wide layers on a 7x7 map.
+inputs skip the max pools that would empty the map and use a 512-wide classifier on a 1x1 map (the
+usual CIFAR variant) instead of 4096-wide layers on a 7x7 map; `width` scales both. `head: linear`
+is seed 000's fine-tuning head instead: the conv base's map flattened -> Dropout -> Dense (on
+128x128 inputs 4x4x512 = 8,192 -> 2 classes, 16,386 params).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import torch.nn as nn
 
 from cnnlab.config import ModelConfig
 from cnnlab.errors import ConfigError
+from cnnlab.models.init import reference_init
 from cnnlab.models.layers import activation, small_input
 
 CONFIGS = {
@@ -27,13 +30,14 @@ class VGG(nn.Module):
             raise ConfigError(f"model.depth={cfg.depth} is not a VGG: use one of 11, 13, 16, 19.")
         scale = cfg.width / 64
         layers: list[nn.Module] = []
-        channels, size = shape[0], min(shape[1], shape[2])
+        channels, h, w = shape
         for item in CONFIGS[cfg.depth]:
             if item == "M":
-                # keep the index layout torchvision's weights expect; an identity stands in for a
-                # pool that would shrink the map below 1x1
-                layers.append(nn.MaxPool2d(2) if size >= 2 else nn.Identity())
-                size = size // 2 if size >= 2 else size
+                # an identity stands in for a pool that would shrink the map below 1x1, keeping the
+                # index layout torchvision's weights expect
+                fits = min(h, w) >= 2
+                layers.append(nn.MaxPool2d(2) if fits else nn.Identity())
+                h, w = (h // 2, w // 2) if fits else (h, w)
                 continue
             out = max(1, int(item * scale))
             layers.append(nn.Conv2d(channels, out, 3, padding=1))
@@ -42,14 +46,21 @@ class VGG(nn.Module):
             layers.append(activation(cfg.activation))
             channels = out
         self.features = nn.Sequential(*layers)
-        small = small_input(shape, cfg.stem)
-        pooled, hidden = (1, 512) if small else (7, 4096)
-        self.avgpool = nn.AdaptiveAvgPool2d((pooled, pooled))
-        self.classifier = nn.Sequential(
-            nn.Linear(channels * pooled * pooled, hidden), activation(cfg.activation), nn.Dropout(cfg.dropout),
-            nn.Linear(hidden, hidden), activation(cfg.activation), nn.Dropout(cfg.dropout),
-            nn.Linear(hidden, 1 if cfg.binary_head else num_classes))
-        self.head_prefixes = ["classifier.6"]
+        outputs = 1 if cfg.binary_head else num_classes
+        if cfg.head == "linear":
+            self.avgpool = nn.Identity()
+            self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(channels * h * w, outputs))
+            self.head_prefixes = ["classifier.1"]
+        else:
+            pooled, hidden = (1, 512) if small_input(shape, cfg.stem) else (7, 4096)
+            hidden = max(1, int(hidden * scale))
+            self.avgpool = nn.AdaptiveAvgPool2d((pooled, pooled))
+            self.classifier = nn.Sequential(
+                nn.Linear(channels * pooled * pooled, hidden), activation(cfg.activation), nn.Dropout(cfg.dropout),
+                nn.Linear(hidden, hidden), activation(cfg.activation), nn.Dropout(cfg.dropout),
+                nn.Linear(hidden, outputs))
+            self.head_prefixes = ["classifier.6"]
+        reference_init(self, linear_std=0.01)
 
     def forward(self, x):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
