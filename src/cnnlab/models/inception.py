@@ -6,6 +6,9 @@ naive:   the same branches without those 1x1 reductions (seed 004's "naive" modu
          comparison isolates what the reductions save; without it the channels would grow to
          ~5,000 by the last module.
 Aux heads (after 4a and 4d) add 0.3x their loss in training, as in the paper; eval uses the main head.
+`batch_norm: true` puts BN after every convolution (torchvision's GoogLeNet, BN-Inception); false is
+the 2014 paper's network. Names follow torchvision's (conv1.conv, inception3a.branch2.0.conv, aux1.fc2,
+fc), but the 5x5 branch is the paper's 5x5, so torchvision's weights (3x3 there) do not load.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.config import ModelConfig
+from cnnlab.models.init import reference_init
 from cnnlab.models.layers import activation, small_input
 
 # name: (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's Table 1
@@ -26,10 +30,12 @@ MODULES = {
 
 
 class BasicConv2d(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, act: str, stride: int = 1):
+    """Conv -> (BN) -> activation; 'same' padding, so only the strides shrink the map."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, act: str, bn: bool, stride: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=0.001)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=not bn)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001) if bn else nn.Identity()
         self.act = activation(act)
 
     def forward(self, x):
@@ -39,17 +45,17 @@ class BasicConv2d(nn.Module):
 class Inception(nn.Module):
     summary_unit = True
 
-    def __init__(self, spec: tuple, naive: bool, act: str):
+    def __init__(self, spec: tuple, naive: bool, act: str, bn: bool):
         super().__init__()
         cin, c1, r3, c3, r5, c5, proj = spec
-        self.branch1 = BasicConv2d(cin, c1, 1, act)
+        self.branch1 = BasicConv2d(cin, c1, 1, act, bn)
         if naive:
-            self.branch2 = BasicConv2d(cin, c3, 3, act)
-            self.branch3 = BasicConv2d(cin, c5, 5, act)
+            self.branch2 = BasicConv2d(cin, c3, 3, act, bn)
+            self.branch3 = BasicConv2d(cin, c5, 5, act, bn)
         else:
-            self.branch2 = nn.Sequential(BasicConv2d(cin, r3, 1, act), BasicConv2d(r3, c3, 3, act))
-            self.branch3 = nn.Sequential(BasicConv2d(cin, r5, 1, act), BasicConv2d(r5, c5, 5, act))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), BasicConv2d(cin, proj, 1, act))
+            self.branch2 = nn.Sequential(BasicConv2d(cin, r3, 1, act, bn), BasicConv2d(r3, c3, 3, act, bn))
+            self.branch3 = nn.Sequential(BasicConv2d(cin, r5, 1, act, bn), BasicConv2d(r5, c5, 5, act, bn))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), BasicConv2d(cin, proj, 1, act, bn))
 
     def forward(self, x):
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -58,10 +64,10 @@ class Inception(nn.Module):
 class InceptionAux(nn.Module):
     summary_unit = True
 
-    def __init__(self, cin: int, num_classes: int, act: str):
+    def __init__(self, cin: int, num_classes: int, act: str, bn: bool):
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d((4, 4))
-        self.conv = BasicConv2d(cin, 128, 1, act)
+        self.pool = nn.AdaptiveAvgPool2d((4, 4))  # the paper's 5x5/3 average pool on its 14x14 map
+        self.conv = BasicConv2d(cin, 128, 1, act, bn)
         self.fc1 = nn.Linear(2048, 1024)
         self.act = activation(act)
         self.dropout = nn.Dropout(0.7)
@@ -74,7 +80,7 @@ class InceptionAux(nn.Module):
 class GoogLeNet(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int):
         super().__init__()
-        act, naive = cfg.activation, cfg.inception == "naive"
+        act, naive, bn = cfg.activation, cfg.inception == "naive", cfg.batch_norm
         outputs = 1 if cfg.binary_head else num_classes
         size = min(shape[1], shape[2])
 
@@ -85,30 +91,33 @@ class GoogLeNet(nn.Module):
             size = (size - 1) // 2 + 1  # kernel 3, stride 2, padding 1
             return nn.MaxPool2d(3, 2, 1)
 
-        if small_input(shape, cfg.stem):
-            self.conv1 = BasicConv2d(shape[0], 64, 3, act)
-            self.maxpool1 = nn.Identity()
+        # the CIFAR stem keeps full resolution up to the first Inception module; the ImageNet one
+        # downsamples 8x (7x7/2 conv, two max pools)
+        small = small_input(shape, cfg.stem)
+        if small:
+            self.conv1 = BasicConv2d(shape[0], 64, 3, act, bn)
         else:
-            self.conv1 = BasicConv2d(shape[0], 64, 7, act, stride=2)
+            self.conv1 = BasicConv2d(shape[0], 64, 7, act, bn, stride=2)
             size = (size - 1) // 2 + 1
-            self.maxpool1 = pool()
-        self.conv2 = BasicConv2d(64, 64, 1, act)
-        self.conv3 = BasicConv2d(64, 192, 3, act)
-        self.maxpool2 = pool() if not small_input(shape, cfg.stem) else nn.Identity()
-        self.inception3a = Inception(MODULES["3a"], naive, act)
-        self.inception3b = Inception(MODULES["3b"], naive, act)
+        self.maxpool1 = nn.Identity() if small else pool()
+        self.conv2 = BasicConv2d(64, 64, 1, act, bn)
+        self.conv3 = BasicConv2d(64, 192, 3, act, bn)
+        self.maxpool2 = nn.Identity() if small else pool()
+        self.inception3a = Inception(MODULES["3a"], naive, act, bn)
+        self.inception3b = Inception(MODULES["3b"], naive, act, bn)
         self.maxpool3 = pool()
         for name in ("4a", "4b", "4c", "4d", "4e"):
-            setattr(self, f"inception{name}", Inception(MODULES[name], naive, act))
+            setattr(self, f"inception{name}", Inception(MODULES[name], naive, act, bn))
         self.maxpool4 = pool()
-        self.inception5a = Inception(MODULES["5a"], naive, act)
-        self.inception5b = Inception(MODULES["5b"], naive, act)
-        self.aux1 = InceptionAux(512, outputs, act) if cfg.aux_heads else None
-        self.aux2 = InceptionAux(528, outputs, act) if cfg.aux_heads else None
+        self.inception5a = Inception(MODULES["5a"], naive, act, bn)
+        self.inception5b = Inception(MODULES["5b"], naive, act, bn)
+        self.aux1 = InceptionAux(512, outputs, act, bn) if cfg.aux_heads else None
+        self.aux2 = InceptionAux(528, outputs, act, bn) if cfg.aux_heads else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(1024, outputs)
-        self.head_prefixes = ["fc", "aux1.fc2", "aux2.fc2"]
+        self.head_prefixes = ["fc", "aux1.fc2", "aux2.fc2"] if cfg.aux_heads else ["fc"]
+        reference_init(self)  # He convs keep the signal alive through 22 layers when BN is off
 
     def forward(self, x):
         x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
