@@ -26,9 +26,17 @@ FAMILIES = {
 
 
 def build_model(cfg: ModelConfig, shape: tuple, num_classes: int) -> nn.Module:
+    """The model for images of `shape` (C, H, W): logits [B, num_classes], or [B, 1] with binary_head.
+
+    With inception's aux_heads, training-mode forward returns (logits, [aux logits, ...]).
+    """
+    if cfg.family not in FAMILIES:
+        raise ConfigError(f"model.family={cfg.family!r} is not one of {', '.join(FAMILIES)}.")
     if cfg.binary_head and num_classes != 2:
         raise ConfigError(f"model.binary_head=true needs a two-class dataset, but this one has {num_classes} "
                           "classes. Set model.binary_head=false.")
+    if cfg.aux_heads and cfg.family != "inception":
+        raise ConfigError(f"model.aux_heads=true is for the inception family (GoogLeNet), not {cfg.family}.")
     module_name, factory = FAMILIES[cfg.family]
     model = getattr(importlib.import_module(module_name), factory)(cfg, tuple(shape), num_classes)
     apply_init(model, cfg.init, cfg.init_std)
