@@ -1,6 +1,5 @@
 """Every model preset on every input shape; the seeds' parameter counts; init, activation, heads."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +19,15 @@ SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 128, 128)]
 def preset(name: str, **changes) -> ModelConfig:
     cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF / "model" / f"{name}.yaml"), changes)
     return OmegaConf.to_object(cfg)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Batch-2 steps gain nothing from threads, and on a busy machine OpenMP's spinning makes them 3x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_the_interface_presets_exist():
@@ -43,8 +51,12 @@ def test_every_preset_builds_and_takes_a_training_step(name, shape):
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    torch.optim.SGD(model.parameters(), lr=0.01).step()
+    with torch.no_grad():  # one plain SGD step (torch.optim's first step costs a 2 s import)
+        for p in model.parameters():
+            p.add_(p.grad, alpha=-0.01)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    names = [n for n, _ in model.named_parameters()]
+    assert all(any(n.startswith(prefix + ".") for n in names) for prefix in model.head_prefixes)
 
 
 @pytest.mark.parametrize("name, shape, classes, expected", [
@@ -58,10 +70,34 @@ def test_seed_networks_have_the_seeds_parameter_counts(name, shape, classes, exp
     assert count_params(build_model(preset(name), shape, classes))[0] == expected
 
 
-def test_vgg16_conv_base_matches_seed_000():
-    model = build_model(preset("vgg16"), (3, 128, 128), 2)
+def test_vgg16_fine_tuning_network_matches_seed_000():
+    model = build_model(preset("vgg16_finetune"), (3, 128, 128), 2)
     assert sum(p.numel() for p in model.features.parameters()) == 14_714_688
     assert model.features(torch.zeros(1, 3, 128, 128)).shape == (1, 512, 4, 4)
+    assert count_params(model) == (14_731_074, 14_731_074)
+    for name, p in model.named_parameters():  # conv base frozen, then block5 trained again
+        p.requires_grad_(not name.startswith("features."))
+    assert count_params(model)[1] == 16_386
+    for name, p in model.named_parameters():
+        p.requires_grad_(not name.startswith("features.") or int(name.split(".")[1]) >= 24)
+    assert count_params(model)[1] == 7_095_810
+
+
+def test_cnn5x5_flattens_seed_004s_4x4x128_map():
+    model = build_model(preset("cnn5x5"), (1, 28, 28), 10)
+    assert model.features(torch.zeros(1, 1, 28, 28)).shape == (1, 128, 4, 4)
+    assert model.classifier[1].in_features == 2048
+
+
+@pytest.mark.parametrize("name, tv_name", [("resnet18", "resnet18"), ("resnet50", "resnet50"), ("vgg16", "vgg16"),
+                                           ("alexnet", "alexnet")])
+def test_imagenet_sized_models_have_torchvisions_parameter_names_and_shapes(name, tv_name):
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):  # no memory, no init: only names and shapes are compared
+        reference = torchvision.models.get_model(tv_name, num_classes=1000)
+        ours = build_model(preset(name), (3, 224, 224), 1000)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+           {k: v.shape for k, v in reference.state_dict().items()}
 
 
 def test_keras_cnn_without_pooling_ends_in_seed_003s_22x22x64_map():
@@ -91,10 +127,19 @@ def test_init_sets_the_weight_scale(kind, expected_std):
     assert torch.count_nonzero(layer.bias) == 0
 
 
-def test_activation_option_takes_effect():
-    model = build_model(preset("mlp5x100", activation="sigmoid"), (1, 8, 8), 10)
-    assert any(isinstance(m, torch.nn.Sigmoid) for m in model.modules())
+@pytest.mark.parametrize("name", ["mlp5x100", "lecture_cnn", "resnet18"])
+def test_activation_option_takes_effect(name):
+    model = build_model(preset(name, activation="tanh", width=8), (1, 8, 8), 10)
+    assert any(isinstance(m, torch.nn.Tanh) for m in model.modules())
     assert not any(isinstance(m, torch.nn.ReLU) for m in model.modules())
+
+
+def test_batch_norm_option_adds_the_layers():
+    for name in ("mlp5x100", "lecture_cnn", "vgg11"):
+        kinds = {type(m) for m in build_model(preset(name, batch_norm=True, width=8), (1, 8, 8), 10).modules()}
+        assert kinds & {torch.nn.BatchNorm1d, torch.nn.BatchNorm2d}, name
+    without = build_model(preset("googlenet", batch_norm=False), (1, 8, 8), 10)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.modules())
 
 
 def test_plain_resnet_is_the_residual_one_without_skips():
@@ -104,21 +149,21 @@ def test_plain_resnet_is_the_residual_one_without_skips():
     assert skip_params and set(plain.state_dict()) == set(residual.state_dict()) - skip_params
 
 
-def test_resnet_uses_torchvision_parameter_names():
-    names = set(build_model(preset("resnet18"), (3, 224, 224), 1000).state_dict())
-    assert {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
-            "fc.weight", "fc.bias"} <= names
-
-
 def test_googlenet_aux_heads_in_training_only_and_naive_modules_cost_more():
-    model = build_model(preset("googlenet", aux_heads=True), (3, 32, 32), 10)
-    out = model(torch.randn(2, 3, 32, 32))
+    model = build_model(preset("googlenet", aux_heads=True), (3, 16, 16), 10)
+    assert model.head_prefixes == ["fc", "aux1.fc2", "aux2.fc2"]
+    out = model(torch.randn(2, 3, 16, 16))
     assert isinstance(out, tuple) and out[0].shape == (2, 10) and [a.shape for a in out[1]] == [(2, 10)] * 2
     model.eval()
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    naive = count_params(build_model(preset("googlenet", inception="naive"), (3, 32, 32), 10))[0]
-    reduced = count_params(build_model(preset("googlenet"), (3, 32, 32), 10))[0]
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    naive = count_params(build_model(preset("googlenet", inception="naive"), (3, 16, 16), 10))[0]
+    reduced = count_params(build_model(preset("googlenet"), (3, 16, 16), 10))[0]
     assert naive > 2 * reduced
+
+
+def test_aux_heads_outside_inception_is_a_config_error():
+    with pytest.raises(ConfigError, match="aux_heads"):
+        build_model(preset("resnet18", aux_heads=True), (3, 32, 32), 10)
 
 
 def test_binary_head_needs_two_classes():
@@ -137,3 +182,11 @@ def test_summary_totals_and_frozen_counts():
     text = summarize(model, (1, 28, 28))
     assert f"Trainable params: {1_199_882 - frozen:,}" in text and f"Non-trainable params: {frozen:,}" in text
     assert "[frozen]" in text
+
+
+def test_summary_leaves_the_model_as_it_was():
+    model = build_model(preset("resnet18", width=8), (3, 32, 32), 10).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    text = summarize(model, (3, 32, 32))
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert f"Total params: {count_params(model)[0]:,}" in text and "layer1.0 (BasicBlock)" in text
