@@ -22,6 +22,7 @@ from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
 from cnnlab.train.loop import FitContext, FitState, fit
+from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.objective import Objective
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
@@ -80,13 +81,24 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
                 "shape": list(data.shape), "mean": list(data.mean), "std": list(data.std),
             }
 
+                "scaler": scaler.state_dict() if scaler is not None else None,
         if cfg.resume:
-            _resume(run_dir, model, optimizer, schedule, state, tracker, generator, device)
+            _resume(run_dir, model, optimizer, schedule, scaler, state, tracker, generator, device)
 
         ctx = FitContext(cfg=cfg, model=train_model, raw_model=model, data=data, optimizer=optimizer,
                          schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
-                         scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint)
-        fit(ctx, state, tracker)
+        # On CPU reading the loss costs nothing, so NaN is checked every step; on CUDA only where the
+        # loop syncs anyway (trainer.sync_every), so no step waits for the GPU.
+        guard = Guard(every=1 if device.type != "cuda" else cfg.trainer.sync_every,
+                      checkpoint_every=cfg.trainer.checkpoint_every_steps)
+        guard.resume_hint = resume_command(run_dir, overrides)
+                         scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
+                         guard=guard)
+        guard.install()
+        try:
+            fit(ctx, state, tracker)
+        finally:
+            guard.uninstall()
 
         top5 = data.num_classes > 5
         test = evaluate(model, data.test, objective, device, amp_dtype, top5)
@@ -164,7 +176,7 @@ def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
     return state
 
 
-def _resume(run_dir: Path, model, optimizer, schedule, state: FitState, tracker: BestTracker,
+def _resume(run_dir: Path, model, optimizer, schedule, scaler, state: FitState, tracker: BestTracker,
             generator: torch.Generator, device: torch.device) -> None:
     path = run_dir / "checkpoints" / "last.pt"
     if not path.exists():
@@ -181,6 +193,8 @@ def _resume(run_dir: Path, model, optimizer, schedule, state: FitState, tracker:
     schedule.load_state_dict(saved["schedule"])
     tracker.load_state_dict(saved["tracker"])
     for key, value in saved["fit"].items():
+    if scaler is not None and saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
         setattr(state, key, value)
     rng = saved["rng"]
     torch.set_rng_state(rng["torch"])
@@ -188,7 +202,9 @@ def _resume(run_dir: Path, model, optimizer, schedule, state: FitState, tracker:
     random.setstate(_as_tuple(rng["python"]))
     if "cuda" in rng and device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"], device)
-    log.info(f"Resumed from {path} after epoch {state.epoch}.")
+    where = (f"at epoch {state.progress['epoch']}, step {state.progress['batch']}" if state.progress
+             else f"after epoch {state.epoch}")
+    log.info(f"Resumed from {path} {where}.")
 
 
 def _state_mismatch(expected: dict, saved: dict) -> tuple[list, list]:

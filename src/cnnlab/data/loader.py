@@ -2,6 +2,11 @@
 
 Each epoch draws one permutation; each batch is sliced, augmented, converted and normalized on the
 device. Nothing here synchronises with the host, so a GPU never waits for Python.
+
+The permutation of epoch e comes from its own generator seeded with (seed, e), as PyTorch's
+DistributedSampler does, while augmentation draws from the run's data generator. So a run resumed
+mid-epoch (`set_epoch(e, start_batch)`) sees exactly the batches it would have seen, and under DDP
+every rank draws the same permutation and takes its slice of each global batch (`shard`).
 """
 from __future__ import annotations
 
@@ -28,28 +33,48 @@ class DeviceLoader:
         # x_norm = (x/255 - mean) / std = x * scale + shift, one fused multiply-add per pixel
         self.scale = (1.0 / (255.0 * std_t)).view(1, c, 1, 1)
         self.shift = (-mean_t / std_t).view(1, c, 1, 1)
-        # A batch of one breaks batch norm in training; drop such a remainder rather than crash.
-        self.drop_last = drop_singleton and shuffle and len(x) % batch_size == 1 and len(x) > 1
+        self.drop_singleton = drop_singleton
+        self.order_seed = generator.initial_seed() if generator is not None else 0
+        self.epoch, self.start_batch = 0, 0
+        self.rank, self.world = 0, 1
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """The next pass uses epoch `epoch`'s permutation and starts at batch `start_batch`."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def shard(self, rank: int, world: int) -> None:
+        """Under DDP: yield only this rank's slice of every global batch of `batch_size` images."""
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
-        n = len(self.x) - (1 if self.drop_last else 0)
-        return (n + self.batch_size - 1) // self.batch_size
+        return (self.num_samples + self.batch_size - 1) // self.batch_size
 
     @property
     def num_samples(self) -> int:
-        return len(self.x) - (1 if self.drop_last else 0)
+        n = len(self.x)
+        rest = n % self.batch_size
+        # A batch of one (per rank) breaks batch norm in training; drop such a remainder rather than crash.
+        if self.drop_singleton and self.shuffle and 0 < rest < 2 * self.world and n > rest:
+            return n - rest
+        return n
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator(device=self.x.device).manual_seed(self.order_seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.x), device=self.x.device, generator=g)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.num_samples
-        order = None
-        if self.shuffle:
-            order = torch.randperm(len(self.x), device=self.x.device, generator=self.generator)
-        for start in range(0, n, self.batch_size):
+        order = self.epoch_order(self.epoch) if self.shuffle else None
+        self.epoch += 1  # a caller that never calls set_epoch still gets a new order each pass
+        first, self.start_batch = self.start_batch * self.batch_size, 0
+        for start in range(first, n, self.batch_size):
             end = min(start + self.batch_size, n)
             if order is None:
                 xb, yb = self.x[start:end], self.y[start:end]
             else:
                 idx = order[start:end]
+                if self.world > 1:
+                    idx = idx.tensor_split(self.world)[self.rank]
                 xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
             yield self.transform(xb), yb
 

@@ -23,9 +23,16 @@ FORMAT_VERSION = 1
 def save_checkpoint(state: dict, path: Path) -> None:
     """Write to a temporary file in the same folder, flush to disk, then rename over `path`.
 
-    A crash mid-write leaves the previous checkpoint intact; the rename is atomic on POSIX.
+    A crash mid-write leaves the previous checkpoint intact; the rename is atomic on POSIX. The
+    temporary files such a crash left behind are removed here, on the next save.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainingError(f"could not create the checkpoint folder {path.parent}: {exc.strerror or exc}. "
+                            "Choose a writable hydra.run.dir.") from None
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        _remove_quietly(str(leftover))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

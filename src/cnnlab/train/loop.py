@@ -21,9 +21,10 @@ from cnnlab.config import RootConfig
 from cnnlab.data import DataBundle
 from cnnlab.errors import TrainingError
 from cnnlab.optim import Schedule, current_lr
-from cnnlab.train.checkpoint import save_checkpoint
+from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
+from cnnlab.train.faults import Guard
 from cnnlab.train.metrics import Tally
 from cnnlab.train.objective import Objective, main_logits
 from cnnlab.train.runtime import autocast
@@ -42,6 +43,7 @@ class FitState:
     stopped_early: bool = False
     startup_seconds: Optional[float] = None  # from importing cnnlab to the first training step
 
+    progress: Optional[dict] = None  # in a mid-epoch checkpoint: the epoch's position and running sums
 
 @dataclass
 class FitContext:
@@ -59,13 +61,23 @@ class FitContext:
     run_dir: Path
     make_checkpoint: Callable[[FitState, BestTracker], dict]
 
+    guard: Optional[Guard] = None  # NaN checks, signals and mid-epoch checkpoints (train/faults.py)
+    rank: int = 0  # under DDP only rank 0 writes checkpoints
 
 def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
     cfg, data = ctx.cfg, ctx.data
     top5 = data.num_classes > 5
     best_weights = None
     for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
-        started = time.perf_counter()
+    if ctx.guard is not None:
+        def save_partial(progress: dict) -> None:
+            state.progress = progress
+            try:
+                _save(ctx, ctx.make_checkpoint(state, tracker), "last.pt")
+            finally:
+                state.progress = None
+        ctx.guard.save_partial = save_partial
+        started = time.perf_counter() - (state.progress or {}).get("seconds", 0.0)
         train_metrics = train_epoch(ctx, state, epoch, top5)
         train_time = time.perf_counter() - started
         state.train_seconds += train_time
@@ -94,12 +106,17 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
             log.info(f"Early stopping: {tracker.monitor} has not improved for {tracker.bad_epochs} epochs; "
                      f"restoring the weights of epoch {tracker.best_epoch}.")
             ctx.raw_model.load_state_dict(best_weights)
+        if ctx.guard is not None:
+            ctx.guard.after_epoch_checkpoint(epoch)
             break
     return state
 
 
+            if best_weights is None:  # the best epoch came before a resume: its weights are in best.pt
+                best_weights = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")["model"]
 def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:
-    save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
+    if ctx.rank == 0:
+        save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
 
 
 def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dict:
@@ -108,10 +125,27 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
     tally = Tally(ctx.device, top5)
     step_losses = torch.zeros(len(loader), device=ctx.device)
     bar = _progress_bar(cfg, len(loader), epoch)
-    for i, (x, y) in enumerate(loader):
+    if bar is not None and start:
+        bar.update(start)
+    i = start - 1
+    for i, (x, y) in enumerate(loader, start):
         if state.startup_seconds is None:
             state.startup_seconds = round(time.perf_counter() - cnnlab.STARTED, 3)
         with autocast(ctx.device, ctx.amp_dtype):
+    start = _restore_progress(state, epoch, tally, step_losses)
+    loader.set_epoch(epoch, start)
+    guard = ctx.guard or _NO_GUARD
+    guard.start_epoch(state.step, start)
+    started = time.perf_counter()
+
+    def progress() -> dict:  # what a mid-epoch checkpoint needs to continue this epoch exactly
+        done = i + 1
+        return {"epoch": epoch, "batch": done, "loss_sum": tally.loss_sum, "correct": tally.correct,
+                "correct5": tally.correct5, "count": tally.count, "step_losses": step_losses[:done],
+                "seconds": resumed_seconds + time.perf_counter() - started}
+
+    resumed_seconds = (state.progress or {}).get("seconds", 0.0)
+    state.progress = None
             output = ctx.model(x)
             loss = ctx.objective(output, y)
         ctx.optimizer.zero_grad(set_to_none=True)
@@ -131,6 +165,8 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
             if (i + 1) % cfg.trainer.sync_every == 0:
                 bar.set_postfix(loss=f"{tally.loss_sum.item() / tally.count:.4f}", refresh=False)
     if bar is not None:
+        if state.step >= guard.next:
+            guard.boundary(epoch, i, len(loader), state.step, step_losses, progress)
         bar.close()
     metrics = tally.read()
     losses = step_losses.tolist()
@@ -146,6 +182,30 @@ def _check_finite(losses: list, epoch: int) -> None:
         if not math.isfinite(value):
             raise TrainingError(f"the training loss became {value} at epoch {epoch}, step {k}. The learning "
                                 "rate is the likely cause: try a smaller optim.lr (or a warm-up schedule). "
+class _NeverDue:  # for callers that bring no guard (scripts/bench.py)
+    next = math.inf
+
+    def start_epoch(self, step: int, start_batch: int) -> None:
+        pass
+
+
+_NO_GUARD = _NeverDue()
+
+
+def _restore_progress(state: FitState, epoch: int, tally: Tally, step_losses: torch.Tensor) -> int:
+    """Continue an epoch a mid-epoch checkpoint stopped in: its running sums, and where to start."""
+    saved = state.progress
+    if not saved or saved["epoch"] != epoch:
+        return 0
+    tally.loss_sum.copy_(saved["loss_sum"])
+    tally.correct.copy_(saved["correct"])
+    if tally.correct5 is not None and saved["correct5"] is not None:
+        tally.correct5.copy_(saved["correct5"])
+    tally.count = saved["count"]
+    step_losses[:saved["batch"]] = saved["step_losses"].to(step_losses.device)
+    return saved["batch"]
+
+
                                 "checkpoints/last.pt and best.pt hold the weights from before.")
 
 

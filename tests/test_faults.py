@@ -1,0 +1,77 @@
+"""Never lose work: exact resume after SIGKILL, signals, NaN, safe loading, full disks, run folders."""
+import json
+
+import pytest
+import torch
+
+from conftest import FAST, run_cli
+from cnnlab.errors import ConfigError
+from cnnlab.train.checkpoint import load_checkpoint
+
+# Dropout, augmentation and a per-step schedule: every random stream and per-step state is exercised.
+# digits has 21 batches per epoch.
+EXACT = ["trainer.max_epochs=4", "trainer.checkpoint_every_steps=5", "model.dropout=0.3", "sched=cosine",
+         "dataset.augment.crop=1", "dataset.augment.flip=true", "seed=3"]
+
+
+def _same_tensors(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, dict):
+            if not _same_tensors(x, y):
+                return False
+        elif isinstance(x, torch.Tensor):
+            if not torch.equal(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def _metrics(history: list) -> list:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_sigkill_mid_epoch_and_at_epoch_end_then_resume_gives_identical_weights(train_run, tmp_path):
+    full, _ = train_run(EXACT, tmp_path / "full")
+    split = tmp_path / "split"
+    args = FAST + EXACT + [f"hydra.run.dir={split}"]
+
+    # 1. killed after step 27 (epoch 2, step 6): the last checkpoint is from step 25 (epoch 2, step 4)
+    killed = run_cli(args, tmp_path, env={"CNNLAB_TEST_SIGKILL": "step:27"})
+    assert killed.returncode == -9, killed.stderr
+    saved = load_checkpoint(split / "checkpoints" / "last.pt")
+    assert saved["fit"]["step"] == 25 and saved["fit"]["progress"]["batch"] == 4
+    (split / "checkpoints" / ".last.pt.crash.tmp").write_bytes(b"half a checkpoint")  # as a crash leaves it
+
+    # 2. resumed mid-epoch, then killed right after epoch 3's checkpoint
+    killed = run_cli(args + ["resume=true"], tmp_path, env={"CNNLAB_TEST_SIGKILL": "epoch:3"})
+    assert killed.returncode == -9, killed.stderr
+    assert "Resumed from" in killed.stdout and "at epoch 2, step 4" in killed.stdout
+    saved = load_checkpoint(split / "checkpoints" / "last.pt")
+    assert saved["fit"]["epoch"] == 3 and saved["fit"]["progress"] is None
+    assert not list((split / "checkpoints").glob(".*.tmp"))  # the crash's leftover was cleaned up
+
+    # 3. resumed at the epoch boundary and run to the end
+    done = run_cli(args + ["resume=true"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    resumed = json.loads((split / "results.json").read_text())
+
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = load_checkpoint(split / "checkpoints" / "last.pt")
+    assert _same_tensors(a["model"], b["model"])  # torch.equal on every weight
+    assert _same_tensors(a["optimizer"], b["optimizer"]) and a["schedule"] == b["schedule"]
+    assert _metrics(resumed["history"]) == _metrics(full["history"])
+    assert resumed["test_acc"] == full["test_acc"] and resumed["test_loss"] == full["test_loss"]
+
+
+def test_resuming_with_another_class_count_lists_the_mismatched_keys(train_run, tmp_path):
+    train_run(["trainer.max_epochs=1"], tmp_path / "run")
+    other = ["dataset=synthetic", "dataset.shape=[1,8,8]", "dataset.num_classes=3", "dataset.num_samples=64"]
+    with pytest.raises(ConfigError, match=r"mismatched keys: .*weight") as err:
+        train_run(["trainer.max_epochs=2", "resume=true", *other], tmp_path / "run")
+    assert "different model or class count" in str(err.value)
+    with pytest.raises(ConfigError, match="mismatched keys"):
+        train_run(["trainer.max_epochs=2", "resume=true", "model=mlp"], tmp_path / "run")
