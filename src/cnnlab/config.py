@@ -138,8 +138,8 @@ class TrainerConfig:
     diagnostics: bool = True  # after training: confusion matrix and misclassified test images (PNG + TensorBoard)
     sync_every: int = 50  # steps between reads of the running loss for the progress bar
     num_threads: Optional[int] = None  # CPU threads (default: PyTorch's choice)
-
     checkpoint_every_steps: int = 0  # also write last.pt every N steps mid-epoch (0 = epoch ends only)
+
 
 @dataclass
 class FinetuneConfig:
@@ -270,9 +270,9 @@ def _check_ranges(s: RootConfig) -> None:
     _require(t.sync_every >= 1, "trainer.sync_every", "a positive integer", t.sync_every)
     _require(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
              "a positive integer or null", t.num_threads)
-
     _require(t.checkpoint_every_steps >= 0, "trainer.checkpoint_every_steps", "an integer >= 0 (0 = off)",
              t.checkpoint_every_steps)
+
     dev = s.device
     _require(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:") and dev[5:].isdigit(),
              "device", "auto, cpu, cuda or cuda:N", dev)

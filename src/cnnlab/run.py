@@ -21,8 +21,8 @@ from cnnlab.results import write_results
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
-from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.faults import Guard, resume_command
+from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
@@ -79,19 +79,19 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
                 "tracker": best.state_dict(), "rng": _rng_state(generator, device),
                 "config": dataclasses.asdict(cfg), "classes": list(data.classes),
                 "shape": list(data.shape), "mean": list(data.mean), "std": list(data.std),
+                "scaler": scaler.state_dict() if scaler is not None else None,
             }
 
-                "scaler": scaler.state_dict() if scaler is not None else None,
         if cfg.resume:
             _resume(run_dir, model, optimizer, schedule, scaler, state, tracker, generator, device)
 
-        ctx = FitContext(cfg=cfg, model=train_model, raw_model=model, data=data, optimizer=optimizer,
-                         schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
         # On CPU reading the loss costs nothing, so NaN is checked every step; on CUDA only where the
         # loop syncs anyway (trainer.sync_every), so no step waits for the GPU.
         guard = Guard(every=1 if device.type != "cuda" else cfg.trainer.sync_every,
                       checkpoint_every=cfg.trainer.checkpoint_every_steps)
         guard.resume_hint = resume_command(run_dir, overrides)
+        ctx = FitContext(cfg=cfg, model=train_model, raw_model=model, data=data, optimizer=optimizer,
+                         schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
                          scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
                          guard=guard)
         guard.install()
@@ -191,10 +191,10 @@ def _resume(run_dir: Path, model, optimizer, schedule, scaler, state: FitState, 
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
-    tracker.load_state_dict(saved["tracker"])
-    for key, value in saved["fit"].items():
     if scaler is not None and saved.get("scaler"):
         scaler.load_state_dict(saved["scaler"])
+    tracker.load_state_dict(saved["tracker"])
+    for key, value in saved["fit"].items():
         setattr(state, key, value)
     rng = saved["rng"]
     torch.set_rng_state(rng["torch"])

@@ -42,8 +42,8 @@ class FitState:
     train_images: int = 0
     stopped_early: bool = False
     startup_seconds: Optional[float] = None  # from importing cnnlab to the first training step
-
     progress: Optional[dict] = None  # in a mid-epoch checkpoint: the epoch's position and running sums
+
 
 @dataclass
 class FitContext:
@@ -60,15 +60,14 @@ class FitContext:
     writer: object  # TensorBoard SummaryWriter
     run_dir: Path
     make_checkpoint: Callable[[FitState, BestTracker], dict]
-
     guard: Optional[Guard] = None  # NaN checks, signals and mid-epoch checkpoints (train/faults.py)
     rank: int = 0  # under DDP only rank 0 writes checkpoints
+
 
 def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
     cfg, data = ctx.cfg, ctx.data
     top5 = data.num_classes > 5
     best_weights = None
-    for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
     if ctx.guard is not None:
         def save_partial(progress: dict) -> None:
             state.progress = progress
@@ -77,6 +76,7 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
             finally:
                 state.progress = None
         ctx.guard.save_partial = save_partial
+    for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
         started = time.perf_counter() - (state.progress or {}).get("seconds", 0.0)
         train_metrics = train_epoch(ctx, state, epoch, top5)
         train_time = time.perf_counter() - started
@@ -101,19 +101,19 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
         if improved:
             _save(ctx, checkpoint, "best.pt")
         _save(ctx, checkpoint, "last.pt")
+        if ctx.guard is not None:
+            ctx.guard.after_epoch_checkpoint(epoch)
         if tracker.should_stop:
             state.stopped_early = True
             log.info(f"Early stopping: {tracker.monitor} has not improved for {tracker.bad_epochs} epochs; "
                      f"restoring the weights of epoch {tracker.best_epoch}.")
+            if best_weights is None:  # the best epoch came before a resume: its weights are in best.pt
+                best_weights = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")["model"]
             ctx.raw_model.load_state_dict(best_weights)
-        if ctx.guard is not None:
-            ctx.guard.after_epoch_checkpoint(epoch)
             break
     return state
 
 
-            if best_weights is None:  # the best epoch came before a resume: its weights are in best.pt
-                best_weights = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")["model"]
 def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:
     if ctx.rank == 0:
         save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
@@ -124,14 +124,6 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
     ctx.model.train()
     tally = Tally(ctx.device, top5)
     step_losses = torch.zeros(len(loader), device=ctx.device)
-    bar = _progress_bar(cfg, len(loader), epoch)
-    if bar is not None and start:
-        bar.update(start)
-    i = start - 1
-    for i, (x, y) in enumerate(loader, start):
-        if state.startup_seconds is None:
-            state.startup_seconds = round(time.perf_counter() - cnnlab.STARTED, 3)
-        with autocast(ctx.device, ctx.amp_dtype):
     start = _restore_progress(state, epoch, tally, step_losses)
     loader.set_epoch(epoch, start)
     guard = ctx.guard or _NO_GUARD
@@ -146,6 +138,14 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
 
     resumed_seconds = (state.progress or {}).get("seconds", 0.0)
     state.progress = None
+    bar = _progress_bar(cfg, len(loader), epoch)
+    if bar is not None and start:
+        bar.update(start)
+    i = start - 1
+    for i, (x, y) in enumerate(loader, start):
+        if state.startup_seconds is None:
+            state.startup_seconds = round(time.perf_counter() - cnnlab.STARTED, 3)
+        with autocast(ctx.device, ctx.amp_dtype):
             output = ctx.model(x)
             loss = ctx.objective(output, y)
         ctx.optimizer.zero_grad(set_to_none=True)
@@ -160,13 +160,13 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
         state.step += 1
         step_losses[i] = loss.detach()
         tally.add(loss, main_logits(output).float(), y)
+        if state.step >= guard.next:
+            guard.boundary(epoch, i, len(loader), state.step, step_losses, progress)
         if bar is not None:
             bar.update(1)
             if (i + 1) % cfg.trainer.sync_every == 0:
                 bar.set_postfix(loss=f"{tally.loss_sum.item() / tally.count:.4f}", refresh=False)
     if bar is not None:
-        if state.step >= guard.next:
-            guard.boundary(epoch, i, len(loader), state.step, step_losses, progress)
         bar.close()
     metrics = tally.read()
     losses = step_losses.tolist()
@@ -177,11 +177,6 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
     return metrics
 
 
-def _check_finite(losses: list, epoch: int) -> None:
-    for k, value in enumerate(losses, 1):
-        if not math.isfinite(value):
-            raise TrainingError(f"the training loss became {value} at epoch {epoch}, step {k}. The learning "
-                                "rate is the likely cause: try a smaller optim.lr (or a warm-up schedule). "
 class _NeverDue:  # for callers that bring no guard (scripts/bench.py)
     next = math.inf
 
@@ -206,6 +201,11 @@ def _restore_progress(state: FitState, epoch: int, tally: Tally, step_losses: to
     return saved["batch"]
 
 
+def _check_finite(losses: list, epoch: int) -> None:
+    for k, value in enumerate(losses, 1):
+        if not math.isfinite(value):
+            raise TrainingError(f"the training loss became {value} at epoch {epoch}, step {k}. The learning "
+                                "rate is the likely cause: try a smaller optim.lr (or a warm-up schedule). "
                                 "checkpoints/last.pt and best.pt hold the weights from before.")
 
 
