@@ -1,5 +1,9 @@
 """Never lose work: exact resume after SIGKILL, signals, NaN, safe loading, full disks, run folders."""
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -75,3 +79,48 @@ def test_resuming_with_another_class_count_lists_the_mismatched_keys(train_run, 
     assert "different model or class count" in str(err.value)
     with pytest.raises(ConfigError, match="mismatched keys"):
         train_run(["trainer.max_epochs=2", "resume=true", "model=mlp"], tmp_path / "run")
+
+
+def _start(args: list, cwd, env: dict | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "cnnlab", *args], cwd=cwd, env=full_env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_line(proc: subprocess.Popen, text: str) -> None:
+    for line in proc.stdout:
+        if text in line:
+            return
+    raise AssertionError(f"the run ended before printing {text!r}: {proc.stderr.read()}")
+
+
+def test_sigint_and_sigterm_save_a_checkpoint_and_say_how_to_resume(tmp_path):
+    procs = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        run_dir = tmp_path / sig.name
+        procs[sig] = (run_dir, _start(FAST + ["trainer.max_epochs=200", f"hydra.run.dir={run_dir}"], tmp_path))
+    for sig, (run_dir, proc) in procs.items():
+        _wait_for_line(proc, "Epoch   1/")
+        proc.send_signal(sig)
+    for sig, (run_dir, proc) in procs.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], err
+        assert f"interrupted by {sig.name}" in err and "Traceback" not in err
+        command = f"python -m cnnlab {' '.join(FAST)} trainer.max_epochs=200 resume=true hydra.run.dir={run_dir}"
+        assert command in err
+        saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        assert 1 <= saved["fit"]["epoch"] < 200 and saved["fit"]["step"] >= 21
+        assert json.loads((run_dir / "results.json").read_text())["status"] == "interrupted"
+
+
+def test_a_second_ctrl_c_stops_at_once_and_leaves_valid_checkpoints(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start(FAST + ["trainer.max_epochs=200", "trainer.checkpoint_every_steps=1", f"hydra.run.dir={run_dir}"],
+                  tmp_path)
+    _wait_for_line(proc, "Epoch   2/")
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["fit"]["epoch"] >= 2
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))

@@ -47,8 +47,11 @@ def _hydra_main(cfg: DictConfig):
         results = run_job(settings, run_dir, overrides)
         return results.get("best_val_acc")
     except CnnlabError as exc:
-        print(f"cnnlab: error: {exc}", file=sys.stderr, flush=True)
+        status = getattr(exc, "status", "failed")
+        print(f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}", file=sys.stderr, flush=True)
         _record_failure(run_dir, overrides, exc)
+        if status == "interrupted":  # Ctrl-C or preemption stops a sweep too, not just this job
+            raise SystemExit(exc.exit_code)
         _exit_code = max(_exit_code, exc.exit_code)
         return None
 
@@ -58,7 +61,8 @@ def _record_failure(run_dir: Path, overrides: list, exc: CnnlabError) -> None:
     try:
         from cnnlab.results import write_results
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_results(run_dir, {"status": "failed", "error": str(exc), "overrides": overrides})
+        write_results(run_dir, {"status": getattr(exc, "status", "failed"), "error": str(exc),
+                                "overrides": overrides})
     except OSError:
         pass  # the folder itself is unwritable; the message above already said what went wrong
 
