@@ -1,6 +1,7 @@
 """Never lose work: exact resume after SIGKILL, signals, NaN, safe loading, full disks, run folders."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, TrainingError
+from cnnlab.train.faults import Guard
 from cnnlab.train.checkpoint import load_checkpoint
 
 # Dropout, augmentation and a per-step schedule: every random stream and per-step state is exercised.
@@ -124,3 +126,25 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_valid_checkpoints(tmp_path):
     assert proc.returncode == 130, err
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["fit"]["epoch"] >= 2
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+
+
+def test_a_nan_loss_stops_within_the_step_and_keeps_the_checkpoints_from_before(train_run, tmp_path):
+    # SGD at lr 2 blows up in epoch 3 (step 6 on CPU with seed 0); the guard checks every CPU step
+    with pytest.raises(TrainingError, match=r"became nan at epoch (\d+), step (\d+) of 21") as err:
+        train_run(["trainer.max_epochs=5", "optim=sgd", "optim.lr=2"], tmp_path / "run")
+    epoch, step = map(int, re.search(r"epoch (\d+), step (\d+)", str(err.value)).groups())
+    assert epoch >= 2 and "learning rate" in str(err.value) and err.value.exit_code == 1
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert last["fit"]["epoch"] == epoch - 1 and best["fit"]["epoch"] <= epoch - 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_on_cuda_nan_is_found_at_the_next_sync_point_and_named_exactly():
+    guard = Guard(every=4)  # what a CUDA run gets: trainer.sync_every steps between checks
+    guard.start_epoch(step=40, start_batch=0)
+    assert guard.next == 44
+    losses = torch.tensor([0.5, 0.4, float("inf"), float("nan"), 0.0])
+    with pytest.raises(TrainingError, match=r"became inf at epoch 3, step 3 of 5 \(step 43 of the run\)"):
+        guard.boundary(epoch=3, batch=3, num_batches=5, step=44, step_losses=losses, progress=dict)

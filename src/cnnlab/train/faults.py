@@ -155,9 +155,8 @@ def _nan_error(step_losses: torch.Tensor, first: int, last: int, epoch: int, num
     else:  # another rank saw it
         where, value = f"epoch {epoch}, by step {last + 1} of {num_batches} (on another rank)", "nan or inf"
     return TrainingError(f"the training loss became {value} at {where}. The learning rate is the likely "
-                         "cause: try a smaller optim.lr (or a warm-up schedule, or gradient-friendly "
-                         "precision). checkpoints/last.pt and best.pt hold the weights from before the "
-                         "blow-up.")
+                         "cause: try a smaller optim.lr (or a warm-up schedule). checkpoints/last.pt and "
+                         "best.pt, where written, hold the weights from before the blow-up.")
 
 
 def _test_kill() -> tuple[Optional[int], Optional[int]]:
