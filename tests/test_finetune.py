@@ -137,3 +137,14 @@ def test_select_classes_relabels_in_the_given_order():
     assert s.train_x.flatten().tolist() == [1, 3, 5, 7, 9, 11]
     with pytest.raises(DataError, match="0 to 3"):
         select_classes(Splits(x, y, x, y, ["a", "b", "c", "d"]), [4])
+
+
+def test_the_head_is_new_when_the_classes_differ_even_if_their_number_does_not(train_run, tmp_path):
+    _, run_dir = train_run(["model=lecture_cnn", "trainer.max_epochs=1", "dataset.classes=[0,1,2]"], tmp_path / "pre")
+    path = run_dir / "checkpoints" / "last.pt"
+    saved = torch.load(path, weights_only=True)
+    for classes, head_copied in ((saved["classes"], True), (["7", "8", "9"], False)):
+        model, _ = _model("lecture_cnn", classes=3)
+        load_pretrained(model, path, classes)
+        head = [k for k in model.state_dict() if is_head(k, model.head_prefixes)]
+        assert all(torch.equal(model.state_dict()[k], saved["model"][k]) == head_copied for k in head)

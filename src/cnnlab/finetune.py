@@ -1,8 +1,8 @@
 """Transfer learning: start from pretrained weights, then freeze and unfreeze parts of the network.
 
 `model.pretrained=PATH` copies a cnnlab checkpoint's tensors into the new model by name and shape.
-The head (`model.head_prefixes`) stays freshly initialised when its shape differs (another number
-of classes); any other missing or mismatched tensor means another architecture and is an error.
+The head (`model.head_prefixes`) stays freshly initialised when the checkpoint was trained on other
+classes (or another number of them); any other missing or mismatched tensor means another architecture and is an error.
 `model.pretrained=imagenet` loads torchvision's ImageNet weights (resnet18/34/50, vgg11/16,
 alexnet): the head is dropped, a 1-channel input gets the first conv summed over RGB, and tensors
 that do not fit (the CIFAR stem of small inputs, VGG's small-input classifier) are skipped and named.
@@ -33,13 +33,14 @@ IMAGENET = {("resnet", 18, False): "ResNet18_Weights", ("resnet", 34, False): "R
             ("vgg", 16, True): "VGG16_BN_Weights", ("alexnet", 0, False): "AlexNet_Weights"}
 
 
-def apply_finetune(model: nn.Module, model_cfg: ModelConfig, finetune: FinetuneConfig, shape: tuple) -> None:
+def apply_finetune(model: nn.Module, model_cfg: ModelConfig, finetune: FinetuneConfig, shape: tuple,
+                   classes: Optional[List[str]] = None) -> None:
     """Load `model.pretrained`, then apply `finetune.freeze` / `.unfreeze`. Call before the optimizer is built."""
     if model_cfg.pretrained:
         if model_cfg.pretrained == "imagenet":
             load_imagenet(model, model_cfg, shape[0])
         else:
-            load_pretrained(model, Path(model_cfg.pretrained).expanduser())
+            load_pretrained(model, Path(model_cfg.pretrained).expanduser(), classes)
     freeze(model, finetune.freeze, finetune.unfreeze)
 
 
@@ -48,17 +49,21 @@ def is_head(name: str, head_prefixes: List[str]) -> bool:
     return any(_under(name, p) for p in head_prefixes)
 
 
-def load_pretrained(model: nn.Module, path: Path) -> None:
-    """Copy a cnnlab checkpoint's weights; the head only where its shape fits."""
+def load_pretrained(model: nn.Module, path: Path, classes: Optional[List[str]] = None) -> None:
+    """Copy a cnnlab checkpoint's weights; the head only where it was trained on the same `classes`
+    (when given; else wherever its shape fits)."""
     from cnnlab.train.checkpoint import load_checkpoint
 
     saved = load_checkpoint(path)
     heads = getattr(model, "head_prefixes", [])
     target = model.state_dict()
+    same_classes = classes is None or list(saved.get("classes", [])) == list(classes)
     copied, fresh, mismatched = {}, [], []
     for name, tensor in target.items():
         source = saved["model"].get(name)
-        if source is not None and source.shape == tensor.shape:
+        if is_head(name, heads) and not same_classes:
+            fresh.append(name)
+        elif source is not None and source.shape == tensor.shape:
             copied[name] = source
         elif is_head(name, heads):
             fresh.append(name)
