@@ -1,6 +1,7 @@
 """Never lose work: exact resume after SIGKILL, signals, NaN, safe loading, full disks, run folders."""
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli
-from cnnlab.errors import ConfigError, TrainingError
+from cnnlab.errors import CnnlabError, ConfigError, TrainingError
 from cnnlab.train.faults import Guard
 from cnnlab.train.checkpoint import load_checkpoint
 
@@ -148,3 +149,57 @@ def test_on_cuda_nan_is_found_at_the_next_sync_point_and_named_exactly():
     losses = torch.tensor([0.5, 0.4, float("inf"), float("nan"), 0.0])
     with pytest.raises(TrainingError, match=r"became inf at epoch 3, step 3 of 5 \(step 43 of the run\)"):
         guard.boundary(epoch=3, batch=3, num_batches=5, step=44, step_losses=losses, progress=dict)
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a malicious checkpoint would carry."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_loading_never_runs_code_and_bad_files_give_clear_errors(train_run, tmp_path):
+    _, run_dir = train_run(["trainer.max_epochs=1"], tmp_path / "run")
+    good = run_dir / "checkpoints" / "last.pt"
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "format_version": 1, "x": _Payload(marker)}, evil)
+    evil_pickle = tmp_path / "evil.pkl"
+    evil_pickle.write_bytes(pickle.dumps(_Payload(marker), protocol=2))  # a bare pickle, torch's old format
+    for path in (evil, evil_pickle):
+        with pytest.raises(CnnlabError, match="refused to load .*never runs code") as err:
+            load_checkpoint(path)
+        assert "system" in str(err.value) and "weights_only` set to `False" not in str(err.value)
+    assert not marker.exists()
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CnnlabError, match="not a readable checkpoint"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, foreign)  # another tool's checkpoint
+    with pytest.raises(CnnlabError, match="not a cnnlab checkpoint"):
+        load_checkpoint(foreign)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint at all\n")
+    with pytest.raises(CnnlabError, match="not a readable checkpoint"):
+        load_checkpoint(text)
+    with pytest.raises(CnnlabError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    assert not marker.exists()
+
+
+def test_deterministic_algorithms_give_the_same_weights_for_the_same_seed(train_run, tmp_path):
+    args = ["trainer.max_epochs=1", "trainer.deterministic=true", "dataset.train_size=256", "seed=5"]
+    try:
+        a, _ = train_run(args, tmp_path / "a")
+        b, _ = train_run(args, tmp_path / "b")
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    wa = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    wb = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert _same_tensors(wa["model"], wb["model"]) and _metrics(a["history"]) == _metrics(b["history"])

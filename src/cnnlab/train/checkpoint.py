@@ -54,11 +54,16 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"checkpoint {path} does not exist.")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):  # a zip (torch.save) or a pickle
+        raise CnnlabError(f"{path} is not a readable checkpoint (not a PyTorch file: it starts with "
+                          f"{magic!r}).")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CnnlabError(f"refused to load {path}: it holds objects other than tensors and plain data "
-                          f"({str(exc).splitlines()[0][:200]}). cnnlab never runs code from a checkpoint; "
+                          f"({_unpickler_reason(exc)}). cnnlab never runs code from a checkpoint; "
                           "use a checkpoint cnnlab wrote.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CnnlabError(f"{path} is not a readable checkpoint (truncated or not a PyTorch file: "
@@ -66,6 +71,14 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     if not isinstance(state, dict) or "model" not in state or "format_version" not in state:
         raise CnnlabError(f"{path} is not a cnnlab checkpoint (no model weights or format version in it).")
     return state
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The line of torch's long message that names what the file asked for (e.g. posix.system)."""
+    for line in str(exc).splitlines():
+        if "unsupported" in line.lower():
+            return line.strip()[:200]
+    return "it asks for classes or functions, not just tensors and plain data"
 
 
 def _remove_quietly(path: str) -> None:
