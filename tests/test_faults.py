@@ -3,6 +3,7 @@ import json
 import os
 import pickle
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -203,3 +204,34 @@ def test_deterministic_algorithms_give_the_same_weights_for_the_same_seed(train_
     wa = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     wb = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     assert _same_tensors(wa["model"], wb["model"]) and _metrics(a["history"]) == _metrics(b["history"])
+
+
+def _file_size_limit(limit: int):
+    def apply():  # in the child: writes past `limit` bytes fail with EFBIG instead of killing it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_full_disk_is_reported_clearly_and_keeps_earlier_checkpoints(train_run, tmp_path):
+    _, run_dir = train_run(["trainer.max_epochs=1"], tmp_path / "run")
+    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    # resumed with a file-size limit far below a checkpoint's size: epoch 2's checkpoint cannot be written
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", "cnnlab", *FAST, "trainer.max_epochs=2", "resume=true",
+                           f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, preexec_fn=_file_size_limit(64_000))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "could not write checkpoint" in done.stderr and "file-size limit" in done.stderr
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["fit"]["epoch"] == 1
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+
+
+def test_an_unwritable_output_folder_is_reported_before_any_work(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = run_cli(FAST + [f"hydra.run.dir={blocker}/run"], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("cnnlab: error: cannot write to hydra.run.dir=") and "Not a directory" in done.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -16,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.config import RootConfig, validate
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name
 
 log = logging.getLogger("cnnlab")
@@ -63,11 +64,33 @@ def _record_failure(run_dir: Path, overrides: list, exc: CnnlabError) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_results(run_dir, {"status": getattr(exc, "status", "failed"), "error": str(exc),
                                 "overrides": overrides})
-    except OSError:
+    except (OSError, CnnlabError):
         pass  # the folder itself is unwritable; the message above already said what went wrong
 
 
+def _unwritable_output(argv: list) -> str | None:
+    """A run or sweep folder named on the command line must be writable. Checked before Hydra starts:
+    Hydra creates the folder before cnnlab runs and would answer with a traceback."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in ("hydra.run.dir", "hydra.sweep.dir") or "${" in value:
+            continue
+        folder = Path(value).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            return (f"cannot write to {key}={value}: {write_failure(exc)}. Choose a folder you can write "
+                    "to; nothing was run.")
+    return None
+
+
 def main() -> None:
+    problem = _unwritable_output(sys.argv[1:])
+    if problem:
+        print(f"cnnlab: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     try:
         _hydra_main()
     except KeyboardInterrupt:

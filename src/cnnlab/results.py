@@ -6,6 +6,8 @@ import math
 import os
 from pathlib import Path
 
+from cnnlab.errors import TrainingError, write_failure
+
 RESULTS_FILE = "results.json"
 
 
@@ -13,8 +15,13 @@ def write_results(run_dir: Path, results: dict) -> Path:
     """Write atomically so a reader never sees half a file."""
     path = run_dir / RESULTS_FILE
     tmp = path.with_name(f".{RESULTS_FILE}.tmp")
-    tmp.write_text(json.dumps(_json_safe(results), indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(_json_safe(results), indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TrainingError(f"could not write {path}: {write_failure(exc)}. Checkpoints written before "
+                            "are intact.") from None
     return path
 
 

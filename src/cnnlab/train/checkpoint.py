@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.errors import CnnlabError, TrainingError
+from cnnlab.errors import CnnlabError, TrainingError, write_failure
 
 FORMAT_VERSION = 1
 
@@ -33,19 +33,27 @@ def save_checkpoint(state: dict, path: Path) -> None:
                             "Choose a writable hydra.run.dir.") from None
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         _remove_quietly(str(leftover))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save({"format_version": FORMAT_VERSION, **state}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise TrainingError(f"could not write checkpoint {path}: {exc.strerror or exc}. Earlier "
-                            "checkpoints are intact; free disk space or choose another hydra.run.dir.") from None
+    except (OSError, RuntimeError) as exc:
+        # torch's zip writer reports a failed write as a RuntimeError raised while handling the OSError
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if tmp is not None:
+            _remove_quietly(tmp)
+        if not isinstance(cause, OSError):
+            raise
+        raise TrainingError(f"could not write checkpoint {path}: {write_failure(cause)}. Earlier checkpoints "
+                            "are intact; free disk space or choose another hydra.run.dir, then continue with "
+                            "resume=true.") from None
     except BaseException:
-        _remove_quietly(tmp)
+        if tmp is not None:
+            _remove_quietly(tmp)
         raise
 
 
