@@ -112,6 +112,8 @@ def test_two_swept_keys_compare_each_key_with_the_other_fixed(tmp_path):
 
 
 def test_figures_are_written_and_linked(sweep):
+    (sweep / "figures").mkdir()
+    (sweep / "figures" / "curves_09_from_an_older_report.png").write_bytes(PNG_MAGIC)
     report = make_report(sweep).read_text()
     figures = sorted(p.name for p in (sweep / "figures").iterdir())
     assert figures == ["curves_01_optim=adam.png", "curves_02_optim=sgd.png", "val_curves.png"]

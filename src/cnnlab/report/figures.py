@@ -25,6 +25,8 @@ def draw_figures(root: Path, configs: List[Configuration]) -> Dict[str, Optional
     plt = _pyplot()
     out = root / FIGURES_DIR
     out.mkdir(exist_ok=True)
+    for stale in out.glob("curves_*.png"):  # from an earlier report of this folder, maybe other configurations
+        stale.unlink()
     paths: Dict[str, Optional[Path]] = {"": _overlay(plt, plotted, out / "val_curves.png")}
     for i, config in enumerate(plotted, 1):
         name = f"curves_{i:02d}_{_UNSAFE.sub('_', config.label)[:80]}.png"
