@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
-from cnnlab.naming import run_name
+from cnnlab.naming import run_name, unique_dir
 
 log = logging.getLogger("cnnlab")
 
@@ -33,6 +33,7 @@ def _config_dir() -> str:
 # overridden from the shell, a misspelt key is refused and a value of the wrong type is caught.
 ConfigStore.instance().store(name="cnnlab_schema", node=RootConfig)
 OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("cnnlab_unique_dir", unique_dir, replace=True, use_cache=True)
 _exit_code = 0  # the worst exit code of the jobs this process ran
 
 
@@ -59,6 +60,10 @@ def _hydra_main(cfg: DictConfig):
 
 def _record_failure(run_dir: Path, overrides: list, exc: CnnlabError) -> None:
     """A failed job leaves a results.json saying so, so a report shows it instead of dropping it."""
+    from cnnlab.train import distributed
+
+    if distributed.rank() != 0:
+        return  # under torchrun rank 0 writes it
     try:
         from cnnlab.results import write_results
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -91,11 +96,16 @@ def main() -> None:
     if problem:
         print(f"cnnlab: error: {problem}", file=sys.stderr)
         sys.exit(2)
+    from cnnlab.train import distributed  # imports torch only when torchrun started this process
+
+    sys.argv += distributed.hydra_overrides()  # ranks > 0: rank 0's folder, no .hydra/ or train.log
     try:
         _hydra_main()
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         sys.exit(130)
+    finally:
+        distributed.shutdown()
     if _exit_code:
         sys.exit(_exit_code)
 

@@ -4,8 +4,10 @@ TensorBoard names each run after its folder, so these names are what a user sees
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
+from pathlib import Path
 from typing import Iterable
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+\-]")
@@ -42,3 +44,36 @@ def run_name(job_num, overrides=None, sweeper_params=None) -> str:
     if not parts:
         return str(job_num)
     return _UNSAFE.sub("_", ",".join(parts))[:200]
+
+
+_claimed: dict = {}  # base -> the folder this process claimed for it
+
+
+def unique_dir(base: str) -> str:
+    """`${cnnlab_unique_dir:outputs/DATE/TIME}`: the folder, or TIME-1, TIME-2, ... if it is taken.
+
+    Claimed with os.mkdir, which fails when the folder exists, so two runs started in the same second
+    never share a folder. Under torchrun only rank 0 claims; the others receive its folder.
+    """
+    if base in _claimed:
+        return _claimed[base]
+    from cnnlab.train import distributed  # no torch import unless torchrun started this process
+
+    claimed = distributed.share_from_rank0(lambda: _claim(base))
+    _claimed[base] = claimed
+    return claimed
+
+
+def _claim(base: str) -> str:
+    try:
+        Path(base).parent.mkdir(parents=True, exist_ok=True)
+        for k in range(10_000):
+            candidate = base if k == 0 else f"{base}-{k}"
+            try:
+                os.mkdir(candidate)
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError:
+        pass  # not writable: Hydra's own mkdir reports it
+    return base

@@ -21,6 +21,7 @@ from cnnlab.results import write_results
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
+from cnnlab.train import distributed
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
@@ -35,6 +36,9 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = pick_device(cfg.device)
+    ddp = distributed.setup(device)  # under torchrun: this process's rank and device; else None
+    device = ddp.device if ddp is not None else device
+    lead = ddp is None or ddp.rank == 0  # the process that writes
     seed_everything(cfg.seed)
     set_determinism(cfg.trainer.deterministic, device)
     if device.type == "cuda":
@@ -59,6 +63,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     if cfg.trainer.summary:
         log.info(summarize(model, data.shape, device, title=cfg.model.name))
 
+    if ddp is not None:
+        ddp.shard(data, cfg.dataset.batch_size, cfg.seed, generator)
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     optimizer = build_optimizer(cfg.optim, model.parameters())
@@ -67,10 +73,11 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     tracker = BestTracker(cfg.trainer.early_stopping.monitor, cfg.trainer.early_stopping.patience,
                           cfg.trainer.early_stopping.min_delta)
     state = FitState()
-    train_model = torch.compile(model) if cfg.trainer.compile else model
+    train_model = ddp.wrap(model) if ddp is not None else model
+    train_model = torch.compile(train_model) if cfg.trainer.compile else train_model
 
     from torch.utils.tensorboard import SummaryWriter  # imported here: ~0.1 s off the --help path
-    writer = SummaryWriter(log_dir=str(run_dir))
+    writer = SummaryWriter(log_dir=str(run_dir)) if lead else distributed.NullWriter()
     try:
         def make_checkpoint(fit_state: FitState, best: BestTracker) -> dict:
             return {
@@ -88,12 +95,14 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         # On CPU reading the loss costs nothing, so NaN is checked every step; on CUDA only where the
         # loop syncs anyway (trainer.sync_every), so no step waits for the GPU.
         guard = Guard(every=1 if device.type != "cuda" else cfg.trainer.sync_every,
-                      checkpoint_every=cfg.trainer.checkpoint_every_steps)
+                      checkpoint_every=cfg.trainer.checkpoint_every_steps,
+                      reduce_flags=ddp.reduce_flags if ddp is not None else None)
         guard.resume_hint = resume_command(run_dir, overrides)
         ctx = FitContext(cfg=cfg, model=train_model, raw_model=model, data=data, optimizer=optimizer,
                          schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
                          scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
-                         guard=guard)
+                         guard=guard, rank=ddp.rank if ddp is not None else 0,
+                         sync_metrics=ddp.sync_metrics if ddp is not None else None)
         guard.install()
         try:
             fit(ctx, state, tracker)
@@ -103,6 +112,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         top5 = data.num_classes > 5
         test = evaluate(model, data.test, objective, device, amp_dtype, top5)
         results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start)
+        if not lead:
+            return results
         write_results(run_dir, results)
         if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
             save_diagnostics(model, data.test, data.classes, run_dir, writer, device)

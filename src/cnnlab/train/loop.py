@@ -62,6 +62,7 @@ class FitContext:
     make_checkpoint: Callable[[FitState, BestTracker], dict]
     guard: Optional[Guard] = None  # NaN checks, signals and mid-epoch checkpoints (train/faults.py)
     rank: int = 0  # under DDP only rank 0 writes checkpoints
+    sync_metrics: Optional[Callable[[Tally, torch.Tensor], None]] = None  # DDP: sum the epoch's tallies
 
 
 def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
@@ -168,6 +169,8 @@ def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dic
                 bar.set_postfix(loss=f"{tally.loss_sum.item() / tally.count:.4f}", refresh=False)
     if bar is not None:
         bar.close()
+    if ctx.sync_metrics is not None:
+        ctx.sync_metrics(tally, step_losses)
     metrics = tally.read()
     losses = step_losses.tolist()
     _check_finite(losses, epoch)
