@@ -18,7 +18,7 @@ CONF = REPO / "conf"
 FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 # Small and fast by default; tests add what they are about.
-FAST = ["trainer.progress=false", "trainer.summary=false", "device=cpu"]
+FAST = ["trainer.progress=false", "trainer.summary=false", "trainer.diagnostics=false", "device=cpu"]
 
 
 def compose_config(overrides: list[str]) -> RootConfig:

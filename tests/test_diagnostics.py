@@ -9,7 +9,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_run_writes_both_pngs_and_tensorboard_images(train_run):
-    results, run_dir = train_run(["trainer.max_epochs=1", "dataset.train_size=200"])
+    results, run_dir = train_run(["trainer.max_epochs=1", "dataset.train_size=200", "trainer.diagnostics=true"])
     for name in ("confusion_matrix.png", "misclassified.png"):
         data = (run_dir / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
