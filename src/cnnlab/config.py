@@ -33,6 +33,7 @@ class DatasetConfig:
     eval_batch_size: Optional[int] = None  # validation/test batch (default: 4x batch_size)
     val_split: float = 0.1  # part of train held out when the set has no validation split
     train_size: Optional[int] = None  # use only the first N training images
+    classes: Optional[List[int]] = None  # keep only these class indices, relabelled 0..k-1 (null = all)
     path: Optional[str] = None  # folder: one subfolder per class, or train/ and val/
     image_size: Optional[int] = None  # folder: shorter side scaled to this, center-cropped square (null = 64)
     shape: List[int] = field(default_factory=lambda: [3, 32, 32])  # synthetic: C, H, W

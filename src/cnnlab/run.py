@@ -14,6 +14,7 @@ from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
 from cnnlab.diagnostics import save_diagnostics
 from cnnlab.errors import ConfigError
+from cnnlab.finetune import apply_finetune
 from cnnlab.models import build_model
 from cnnlab.models.summary import count_params, summarize
 from cnnlab.optim import build_optimizer, build_schedule
@@ -52,6 +53,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     data = build_data(cfg.dataset, data_dir, device, generator, channels_last)
 
     model = build_model(cfg.model, data.shape, data.num_classes)
+    apply_finetune(model, cfg.model, cfg.finetune, data.shape, data.classes)  # model.pretrained, finetune.*
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -25,6 +25,7 @@ from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
 from cnnlab.train.faults import Guard
+from cnnlab.train.histograms import Histograms
 from cnnlab.train.metrics import Tally
 from cnnlab.train.objective import Objective, main_logits
 from cnnlab.train.runtime import autocast
@@ -77,6 +78,8 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
             finally:
                 state.progress = None
         ctx.guard.save_partial = save_partial
+    # trainer.histograms: per-layer activations and gradient norms once per epoch (train/histograms.py)
+    histograms = Histograms(ctx, state.epoch) if cfg.trainer.histograms else None
     for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
         started = time.perf_counter() - (state.progress or {}).get("seconds", 0.0)
         train_metrics = train_epoch(ctx, state, epoch, top5)
@@ -94,6 +97,8 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
         state.epoch = epoch
         ctx.schedule.after_epoch(val_metrics["loss"])
         _log_epoch(ctx, row, train_time, data.train.num_samples)
+        if histograms is not None:
+            histograms(epoch)
 
         improved = tracker.update(epoch, row)
         if improved and cfg.trainer.early_stopping.patience is not None:
