@@ -61,3 +61,50 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_same_global_batch
     assert abs(ddp["test_acc"] - single["test_acc"]) <= 0.02
     assert abs(ddp["final_train_loss"] - single["final_train_loss"]) <= 0.02
     assert ddp["history"][-1]["epoch"] == 2
+
+
+def test_joblib_runs_two_jobs_at_once_each_in_its_own_complete_folder(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    done = run_cli(["-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", "optim=sgd,adam",
+                    f"hydra.sweep.dir={sweep}", *ONE_EPOCH], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["optim=adam", "optim=sgd"]
+    for job in jobs:
+        results = json.loads((job / "results.json").read_text())
+        assert results["status"] == "completed" and results["optim"] == job.name.split("=")[1]
+        assert (job / "checkpoints" / "last.pt").is_file() and (job / ".hydra" / "config.yaml").is_file()
+        events = list(job.glob("events.out.tfevents.*"))
+        assert len(events) == 1  # one writer per folder
+        assert len(EventAccumulator(str(job)).Reload().Scalars("val/acc")) == 1
+
+
+def test_optuna_search_maximises_the_best_validation_accuracy(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "search"
+    done = run_cli(["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
+                    *ONE_EPOCH], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
+    assert len(trials) == 2
+    assert all("optim.lr=" in " ".join(t["overrides"]) for t in trials)
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert f"best_value: {max(t['best_val_acc'] for t in trials)}" in best
+
+
+def test_the_slurm_preset_requeues_and_takes_partition_gpus_and_time():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                                 "hydra.launcher.gpus_per_node=4", "hydra.launcher.timeout_min=60"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.max_num_timeout > 0
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 4, 60)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -45,6 +46,8 @@ def _hydra_main(cfg: DictConfig):
     overrides = list(hydra_cfg.overrides.task)
     try:
         settings = validate(cfg)
+        if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
+            settings.resume = True  # a requeued SLURM job continues from checkpoints/last.pt in its folder
         from cnnlab.run import run_job  # torch and friends load only once the config is known good
         results = run_job(settings, run_dir, overrides)
         return results.get("best_val_acc")
