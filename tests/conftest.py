@@ -12,10 +12,11 @@ from hydra.core.global_hydra import GlobalHydra
 
 import cnnlab.cli  # noqa: F401 - registers the schema and the run-name resolver
 from cnnlab.config import RootConfig, validate
+from cnnlab.data.sources.mnist import DEBIAN_FASHION
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
-FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+FASHION_DEBIAN = DEBIAN_FASHION  # where Debian's dataset-fashion-mnist installs the files
 
 # Small and fast by default; tests add what they are about.
 FAST = ["trainer.progress=false", "trainer.summary=false", "trainer.diagnostics=false", "device=cpu"]
