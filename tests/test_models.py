@@ -161,6 +161,17 @@ def test_googlenet_aux_heads_in_training_only_and_naive_modules_cost_more():
     assert naive > 2 * reduced
 
 
+def test_googlenet_width_scales_every_layer():
+    full = build_model(preset("googlenet", aux_heads=True), (1, 8, 8), 10)
+    quarter = build_model(preset("googlenet", aux_heads=True, width=16), (1, 8, 8), 10)
+    assert count_params(build_model(preset("googlenet"), (1, 8, 8), 10))[0] == 5_982_250  # the paper's widths
+    assert full.inception5b.out_channels == 1024 and quarter.inception5b.out_channels == 256
+    assert set(full.state_dict()) == set(quarter.state_dict())  # the same layers, narrower
+    assert count_params(full)[0] / 20 < count_params(quarter)[0] < count_params(full)[0] / 12
+    out, aux = quarter(torch.randn(2, 1, 8, 8))
+    assert out.shape == (2, 10) and [a.shape for a in aux] == [(2, 10)] * 2
+
+
 def test_aux_heads_outside_inception_is_a_config_error():
     with pytest.raises(ConfigError, match="aux_heads"):
         build_model(preset("resnet18", aux_heads=True), (3, 32, 32), 10)

@@ -72,7 +72,7 @@ class ModelConfig:
     # vgg / resnet
     depth: int = 18
     residual: bool = True  # resnet: false gives the plain twin
-    width: int = 64  # resnet/vgg: channels of the first stage
+    width: int = 64  # resnet/vgg/googlenet: channels of the first stage (googlenet: every layer x width/64)
     stem: str = "auto"  # auto | cifar | imagenet
     head: str = "full"  # vgg: full (torchvision's 3 dense layers) | linear (Flatten -> Dropout -> Dense, seed 000)
     # inception

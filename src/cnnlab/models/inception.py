@@ -9,6 +9,8 @@ Aux heads (after 4a and 4d) add 0.3x their loss in training, as in the paper; ev
 `batch_norm: true` puts BN after every convolution (torchvision's GoogLeNet, BN-Inception); false is
 the 2014 paper's network. Names follow torchvision's (conv1.conv, inception3a.branch2.0.conv, aux1.fc2,
 fc), but the 5x5 branch is the paper's 5x5, so torchvision's weights (3x3 there) do not load.
+`model.width` scales every channel count by width/64 (64 = the paper's network; 16 = a quarter of the
+channels, about 1/16 of the compute) so that GoogLeNet fits a CPU beside the other families.
 """
 from __future__ import annotations
 
@@ -19,14 +21,16 @@ from cnnlab.config import ModelConfig
 from cnnlab.models.init import reference_init
 from cnnlab.models.layers import activation, small_input
 
-# name: (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's Table 1
+# name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's Table 1; a module's input
+# width is the previous one's output (the sum of 1x1, 3x3, 5x5 and pool proj)
 MODULES = {
-    "3a": (192, 64, 96, 128, 16, 32, 32), "3b": (256, 128, 128, 192, 32, 96, 64),
-    "4a": (480, 192, 96, 208, 16, 48, 64), "4b": (512, 160, 112, 224, 24, 64, 64),
-    "4c": (512, 128, 128, 256, 24, 64, 64), "4d": (512, 112, 144, 288, 32, 64, 64),
-    "4e": (528, 256, 160, 320, 32, 128, 128), "5a": (832, 256, 160, 320, 32, 128, 128),
-    "5b": (832, 384, 192, 384, 48, 128, 128),
+    "3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64), "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128), "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
 }
+PAPER_WIDTH = 64  # conv1's channels in the paper; model.width / PAPER_WIDTH scales every layer
 
 
 class BasicConv2d(nn.Module):
@@ -45,9 +49,10 @@ class BasicConv2d(nn.Module):
 class Inception(nn.Module):
     summary_unit = True
 
-    def __init__(self, spec: tuple, naive: bool, act: str, bn: bool):
+    def __init__(self, cin: int, spec: tuple, naive: bool, act: str, bn: bool):
         super().__init__()
-        cin, c1, r3, c3, r5, c5, proj = spec
+        c1, r3, c3, r5, c5, proj = spec
+        self.out_channels = c1 + c3 + c5 + proj
         self.branch1 = BasicConv2d(cin, c1, 1, act, bn)
         if naive:
             self.branch2 = BasicConv2d(cin, c3, 3, act, bn)
@@ -64,14 +69,14 @@ class Inception(nn.Module):
 class InceptionAux(nn.Module):
     summary_unit = True
 
-    def __init__(self, cin: int, num_classes: int, act: str, bn: bool):
+    def __init__(self, cin: int, num_classes: int, act: str, bn: bool, scale=lambda c: c):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d((4, 4))  # the paper's 5x5/3 average pool on its 14x14 map
-        self.conv = BasicConv2d(cin, 128, 1, act, bn)
-        self.fc1 = nn.Linear(2048, 1024)
+        self.conv = BasicConv2d(cin, scale(128), 1, act, bn)
+        self.fc1 = nn.Linear(scale(128) * 16, scale(1024))
         self.act = activation(act)
         self.dropout = nn.Dropout(0.7)
-        self.fc2 = nn.Linear(1024, num_classes)
+        self.fc2 = nn.Linear(scale(1024), num_classes)
 
     def forward(self, x):
         return self.fc2(self.dropout(self.act(self.fc1(self.conv(self.pool(x)).flatten(1)))))
@@ -84,6 +89,9 @@ class GoogLeNet(nn.Module):
         outputs = 1 if cfg.binary_head else num_classes
         size = min(shape[1], shape[2])
 
+        def scale(channels: int) -> int:
+            return max(1, channels * cfg.width // PAPER_WIDTH)
+
         def pool() -> nn.Module:
             nonlocal size
             if size < 2:
@@ -94,28 +102,30 @@ class GoogLeNet(nn.Module):
         # the CIFAR stem keeps full resolution up to the first Inception module; the ImageNet one
         # downsamples 8x (7x7/2 conv, two max pools)
         small = small_input(shape, cfg.stem)
+        c64, c192 = scale(64), scale(192)
         if small:
-            self.conv1 = BasicConv2d(shape[0], 64, 3, act, bn)
+            self.conv1 = BasicConv2d(shape[0], c64, 3, act, bn)
         else:
-            self.conv1 = BasicConv2d(shape[0], 64, 7, act, bn, stride=2)
+            self.conv1 = BasicConv2d(shape[0], c64, 7, act, bn, stride=2)
             size = (size - 1) // 2 + 1
         self.maxpool1 = nn.Identity() if small else pool()
-        self.conv2 = BasicConv2d(64, 64, 1, act, bn)
-        self.conv3 = BasicConv2d(64, 192, 3, act, bn)
+        self.conv2 = BasicConv2d(c64, c64, 1, act, bn)
+        self.conv3 = BasicConv2d(c64, c192, 3, act, bn)
         self.maxpool2 = nn.Identity() if small else pool()
-        self.inception3a = Inception(MODULES["3a"], naive, act, bn)
-        self.inception3b = Inception(MODULES["3b"], naive, act, bn)
-        self.maxpool3 = pool()
-        for name in ("4a", "4b", "4c", "4d", "4e"):
-            setattr(self, f"inception{name}", Inception(MODULES[name], naive, act, bn))
-        self.maxpool4 = pool()
-        self.inception5a = Inception(MODULES["5a"], naive, act, bn)
-        self.inception5b = Inception(MODULES["5b"], naive, act, bn)
-        self.aux1 = InceptionAux(512, outputs, act, bn) if cfg.aux_heads else None
-        self.aux2 = InceptionAux(528, outputs, act, bn) if cfg.aux_heads else None
+        channels = c192
+        for name in MODULES:
+            module = Inception(channels, tuple(scale(c) for c in MODULES[name]), naive, act, bn)
+            setattr(self, f"inception{name}", module)
+            channels = module.out_channels
+            if name == "3b":
+                self.maxpool3 = pool()
+            elif name == "4e":
+                self.maxpool4 = pool()
+        self.aux1 = InceptionAux(self.inception4a.out_channels, outputs, act, bn, scale) if cfg.aux_heads else None
+        self.aux2 = InceptionAux(self.inception4d.out_channels, outputs, act, bn, scale) if cfg.aux_heads else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(1024, outputs)
+        self.fc = nn.Linear(channels, outputs)
         self.head_prefixes = ["fc", "aux1.fc2", "aux2.fc2"] if cfg.aux_heads else ["fc"]
         reference_init(self)  # He convs keep the signal alive through 22 layers when BN is off
 
