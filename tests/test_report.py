@@ -123,6 +123,42 @@ def test_figures_are_written_and_linked(sweep):
         assert f"](figures/{name})" in report
 
 
+def fake_activations(folder, first_layer_norms):
+    """activations.json as trainer.histograms writes it: two layers, epochs 0 and 1."""
+    def entry(epoch, first):
+        hist = {"edges": [0.0, 0.5, 1.0], "counts": [3, 7], "mean": 0.5, "std": 0.1, "zero_fraction": 0.0}
+        return {"epoch": epoch, "activations": {"1": hist, "3": hist},
+                "grad_norms": {"0.weight": first, "2.weight": 0.01, "4.weight": 0.5}}
+    epochs = [entry(e, n) for e, n in enumerate(first_layer_norms)]
+    (folder / "activations.json").write_text(json.dumps({"format": 1, "inputs": 10, "source": "val",
+                                                         "layers": ["1", "3"], "epochs": epochs}))
+
+
+def test_activation_histograms_and_gradient_norms(tmp_path):
+    root = tmp_path / "sweep"
+    for init, norms in (("normal", [(1e-8, 2e-8), (3e-8, 4e-8)]), ("he", [(0.4, 0.2), (0.6, 0.4)])):
+        for seed, (before, after) in enumerate(norms):
+            run = fake_run(root / f"model.init={init},seed={seed}", [f"model.init={init}", f"seed={seed}"], 0.5)
+            fake_activations(run, [before, after])
+    report = make_report(root).read_text()
+    section = report[report.index("## Activations and gradients"):]
+    rows = {line.split(" | ")[0].strip("| `"): line.split(" | ")[1:] for line in section.splitlines()
+            if line.startswith("| `")}
+    # first layer: the mean over the two seeds; last layer 0.5; first/last their ratio
+    assert rows["model.init=normal"][:4] == ["2", "2.00e-08", "5.00e-01", "4.00e-08"]
+    assert rows["model.init=he"][:4] == ["2", "5.00e-01", "5.00e-01", "1.00e+00"]
+    assert rows["model.init=he"][4] == "3.00e-01"  # after training: the last epoch's norms
+    for name in ("activations_before_training.png", "activations_after_training.png", "grad_norms.png"):
+        data = (root / "figures" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000 and f"](figures/{name})" in section
+
+
+def test_no_activation_section_without_histograms(sweep):
+    report = make_report(sweep).read_text()
+    assert "Activations and gradients" not in report
+    assert not (sweep / "figures" / "grad_norms.png").exists()
+
+
 def test_single_run_folder_and_nested_sweeps(tmp_path):
     single = fake_run(tmp_path / "one", ["seed=0"], 0.9)
     assert "| `lecture_cnn / digits / x` | 1 |" in make_report(single, figures=False).read_text()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from cnnlab.report.activations import activation_section
 from cnnlab.report.collect import find_runs
 from cnnlab.report.compare import comparison_lines
 from cnnlab.report.figures import draw_figures
@@ -32,8 +33,9 @@ def make_report(root: Path, figures: bool = True) -> Path:
     configs = group_runs(runs)
     comparisons = comparison_lines(configs)
     drawn = draw_figures(root, configs) if figures else {}
+    activations = activation_section(root, configs, draw=figures)  # init_activation's histograms, if any
     command = "cnnlab-report " + str(root)
-    path = write_markdown(root, runs, configs, comparisons, drawn, command)
+    path = write_markdown(root, runs, configs, comparisons, drawn, command, activations)
     print("\n".join(format_table(configs)))
     for line in comparisons:
         print("- " + line.replace("**", ""))

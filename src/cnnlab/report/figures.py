@@ -22,7 +22,7 @@ def draw_figures(root: Path, configs: List[Configuration]) -> Dict[str, Optional
     plotted = [c for c in configs if any(r.results and r.results.get("history") for r in c.completed)]
     if not plotted:
         return {}
-    plt = _pyplot()
+    plt = pyplot()
     out = root / FIGURES_DIR
     out.mkdir(exist_ok=True)
     for stale in out.glob("curves_*.png"):  # from an earlier report of this folder, maybe other configurations
@@ -34,7 +34,7 @@ def draw_figures(root: Path, configs: List[Configuration]) -> Dict[str, Optional
     return paths
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, none opened
@@ -85,7 +85,7 @@ def _train_vs_val(plt, config: Configuration, path: Path) -> Path:
     fig.suptitle(_short(config.label, 110) + (f" (mean ± std of {n} runs)" if n > 1 else ""), fontsize=10)
     _finish(acc, "accuracy (%)")
     _finish(loss, "loss")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def _overlay(plt, configs: List[Configuration], path: Path) -> Path:
@@ -96,7 +96,7 @@ def _overlay(plt, configs: List[Configuration], path: Path) -> Path:
     fig.suptitle("validation curves of every configuration", fontsize=10)
     _finish(acc, "validation accuracy (%)")
     _finish(loss, "validation loss")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def _short(text: str, width: int) -> str:
@@ -112,8 +112,8 @@ def _finish(ax, ylabel: str) -> None:
         ax.legend(fontsize=7)
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path, dpi: int = 100) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from cnnlab.report.collect import Run
 from cnnlab.report.group import Configuration, Stat
@@ -82,8 +82,9 @@ def problem_lines(runs: List[Run], root: Path) -> List[str]:
 
 
 def write_markdown(root: Path, runs: List[Run], configs: List[Configuration], comparisons: List[str],
-                   figures: Dict[str, Optional[Path]], command: str) -> Path:
-    """figures: configuration label -> its curves PNG, and "" -> the overlay of validation curves."""
+                   figures: Dict[str, Optional[Path]], command: str, sections: Sequence[str] = ()) -> Path:
+    """figures: configuration label -> its curves PNG, and "" -> the overlay of validation curves;
+    sections: further markdown lines, put after the figures."""
     done = sum(r.completed for r in runs)
     text = [f"# Report: {root.name}", "",
             f"{len(runs)} run{'s' if len(runs) != 1 else ''} in `{root}` ({done} completed), "
@@ -106,6 +107,7 @@ def write_markdown(root: Path, runs: List[Run], configs: List[Configuration], co
             path = figures.get(config.label)
             if path:
                 text += [f"### {config.label}", "", f"![{config.label}]({_relative(path, root)})", ""]
+    text += list(sections)
     text += [f"Made by `{command}`.", ""]
     path = root / REPORT_FILE
     path.write_text("\n".join(text))
