@@ -96,7 +96,7 @@ def run_cnnlab(cfg, data, device, channels_last) -> float:
                      writer=_NullWriter(), run_dir=Path("."), make_checkpoint=lambda *a: {})
     sync(device)
     start = time.perf_counter()
-    train_epoch(ctx, FitState(), 1, top5=False)
+    train_epoch(ctx, FitState(), 1)
     sync(device)
     return data.train.num_samples / (time.perf_counter() - start)
 

@@ -131,7 +131,7 @@ class TrainerConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
     compile: bool = False  # torch.compile the model
-    channels_last: str = "auto"  # auto (on CUDA) | true | false
+    channels_last: str = "auto"  # auto (every family but mlp) | true | false
     deterministic: bool = False  # torch.use_deterministic_algorithms
     progress: bool = True  # progress bar per epoch
     summary: bool = True  # Keras-style model summary at start

@@ -82,7 +82,7 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
     histograms = Histograms(ctx, state.epoch) if cfg.trainer.histograms else None
     for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
         started = time.perf_counter() - (state.progress or {}).get("seconds", 0.0)
-        train_metrics = train_epoch(ctx, state, epoch, top5)
+        train_metrics = train_epoch(ctx, state, epoch)
         train_time = time.perf_counter() - started
         state.train_seconds += train_time
         state.train_images += data.train.num_samples
@@ -125,10 +125,10 @@ def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:
         save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
 
 
-def train_epoch(ctx: FitContext, state: FitState, epoch: int, top5: bool) -> dict:
+def train_epoch(ctx: FitContext, state: FitState, epoch: int) -> dict:
     cfg, loader = ctx.cfg, ctx.data.train
     ctx.model.train()
-    tally = Tally(ctx.device, top5)
+    tally = Tally(ctx.device, top5=False)  # training top-5 is reported nowhere: no topk per step
     step_losses = torch.zeros(len(loader), device=ctx.device)
     start = _restore_progress(state, epoch, tally, step_losses)
     loader.set_epoch(epoch, start)
