@@ -69,12 +69,14 @@ def test_seeds_grouped_as_mean_std_with_count_and_failures_shown(sweep):
     rows, columns = table_rows(report), header(report)
     assert list(rows) == ["optim=adagrad", "optim=adam", "optim=rmsprop", "optim=sgd"]  # folder order
     assert columns == ["runs", "params", "trainable", "best val acc (%)", "best epoch", "final train acc (%)",
-                       "train−val gap (points)", "test acc (%)", "test top-5 (%)", "train time (s)"]
+                       "train−val gap (points)", "best val loss", "final val loss", "test acc (%)", "test top-5 (%)",
+                       "train time (s)"]
     sgd = dict(zip(columns, rows["optim=sgd"]))
     assert sgd["runs"] == "3" and sgd["test acc (%)"] == "82.00 ± 2.00"
     assert sgd["params"] == "1,234" and sgd["trainable"] == "1,000" and sgd["best epoch"] == "3"
     assert sgd["final train acc (%)"] == "85.00 ± 2.00" and sgd["best val acc (%)"] == "83.00 ± 2.00"
     assert sgd["train−val gap (points)"] == "+2.00 ± 0.00" and sgd["train time (s)"] == "10.0 ± 0.0"
+    assert sgd["best val loss"] == "0.400 ± 0.000" and sgd["final val loss"] == "0.400 ± 0.000"
     assert dict(zip(columns, rows["optim=adam"]))["test acc (%)"] == "96.00 ± 1.00"
     assert rows["optim=rmsprop"][0] == "**failed**" and set(rows["optim=rmsprop"][1:]) == {"–"}
     assert rows["optim=adagrad"][0] == "**unfinished**"
@@ -86,6 +88,18 @@ def test_comparison_names_the_winner_the_margin_and_the_seed_spread(sweep):
     report = make_report(sweep, figures=False).read_text()
     assert ("**optim=adam** won with 96.00 ± 1.00% (n=3), 14.00 points ahead of optim=sgd "
             "(82.00 ± 2.00% (n=3)); this exceeds the seed spread (3.00 points)") in report
+
+
+def test_validation_loss_that_turns_up_shows_as_final_above_best(tmp_path):
+    run = fake_run(tmp_path / "s" / "a", ["optim=sgd", "seed=0"], 0.8)
+    results = json.loads((run / "results.json").read_text())
+    for row, loss in zip(results["history"], [0.9, 0.5, 0.7]):
+        row["val/loss"] = loss
+    (run / "results.json").write_text(json.dumps(results))
+    fake_run(tmp_path / "s" / "b", ["optim=adam", "seed=0"], 0.9)
+    report = make_report(tmp_path / "s", figures=False).read_text()
+    sgd = dict(zip(header(report), table_rows(report)["optim=sgd"]))
+    assert sgd["best val loss"] == "0.500" and sgd["final val loss"] == "0.700"
 
 
 def test_a_difference_inside_the_seed_spread_is_called_so(tmp_path):

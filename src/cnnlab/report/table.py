@@ -19,6 +19,10 @@ def _gap(s: Stat) -> str:
     return f"{100 * s.mean:+.2f}" + (f" ± {100 * s.std:.2f}" if s.std is not None else "")
 
 
+def _loss(s: Stat) -> str:
+    return f"{s.mean:.3f}" + (f" ± {s.std:.3f}" if s.std is not None else "")
+
+
 def _count(s: Stat) -> str:
     return f"{round(s.mean):,}" if not s.std else f"{s.mean:,.0f} ± {s.std:,.0f}"
 
@@ -39,6 +43,8 @@ COLUMNS: List[tuple] = [
     ("best epoch", "best_epoch", _epoch),
     ("final train acc (%)", "final_train_acc", _pct),
     ("train−val gap (points)", "gap", _gap),
+    ("best val loss", "best_val_loss", _loss),  # final above best: the validation loss turned up (overfitting)
+    ("final val loss", "final_val_loss", _loss),
     ("test acc (%)", "test_acc", _pct),
     ("test top-5 (%)", "test_top5_acc", _pct),
     ("train time (s)", "train_seconds", _seconds),
