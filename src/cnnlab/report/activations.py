@@ -34,11 +34,16 @@ def recorded(configs: List[Configuration]) -> List[Tuple[Configuration, List[dic
     """Each configuration with histograms, and its runs' records, lowest seed first."""
     found = []
     for config in configs:
-        runs = sorted(config.completed, key=lambda r: str(r.seed))
+        runs = sorted(config.completed, key=_seed_order)
         records = [rec for rec in (read_activations(r) for r in runs) if rec is not None]
         if records:
             found.append((config, records))
     return found
+
+
+def _seed_order(run: Run) -> tuple:
+    seed = str(run.seed)
+    return (0, int(seed), "") if seed.isdigit() else (1, 0, seed)  # 2 before 10
 
 
 def grad_norms(records: List[dict], which: str) -> Tuple[List[str], List[float]]:

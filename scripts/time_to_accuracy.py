@@ -1,0 +1,104 @@
+"""Time to accuracy on one machine, in one run: the tutorial recipe's first epoch vs `experiment=fast`.
+
+    python scripts/time_to_accuracy.py --dataset fashion_mnist
+    python scripts/time_to_accuracy.py --dataset mnist --data-dir ~/data --repeats 3
+
+tutorial  seed 002's lecture CNN, SGD lr 0.05 momentum 0.9, batch 128, one epoch over all 60,000
+          training images through the PyTorch tutorial's DataLoader (PIL -> ToTensor -> Normalize),
+          then test accuracy: what a user would write first.
+fast      `cnnlab experiment=fast dataset=DATASET`, the real command in a subprocess, from
+          results.json: training seconds (the epochs, not start-up or evaluation) and test accuracy.
+The two alternate `--repeats` times (these machines are noisy); medians and the ratio of the fast
+preset's training time to the tutorial epoch's are printed, with one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from bench import _plain_steps, fresh_model, make_config, tutorial_loader  # noqa: E402
+from cnnlab.config import default_data_dir  # noqa: E402
+from cnnlab.data import build_data  # noqa: E402
+from cnnlab.optim import build_optimizer  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="fashion_mnist", help="a 28x28 dataset: fashion_mnist or mnist")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--fast-args", nargs="*", default=[], help="extra overrides for the fast run")
+    return p.parse_args()
+
+
+def tutorial_epoch(a: argparse.Namespace) -> tuple[float, float]:
+    """(training seconds, test accuracy) of one epoch of the tutorial recipe."""
+    bench_args = argparse.Namespace(dataset=a.dataset, shape=[1, 28, 28], model="lecture_cnn", optim="momentum",
+                                    lr=0.05, batch=128, n=None, device="cpu", precision="fp32",
+                                    data_dir=a.data_dir)
+    cfg = make_config(bench_args)
+    device = torch.device("cpu")
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
+    data = build_data(cfg.dataset, data_dir, device, torch.Generator().manual_seed(0))
+    model = fresh_model(cfg, data, device, channels_last=False)
+    optimizer = build_optimizer(cfg.optim, model.parameters())
+    loader = tutorial_loader(data, 128, workers=0)
+    start = time.perf_counter()
+    model.train()
+    _plain_steps(model, optimizer, loader, device, None)
+    seconds = time.perf_counter() - start
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in data.test:
+            correct += int((model(x).argmax(1) == y).sum())
+    return seconds, correct / data.test.num_samples
+
+
+def fast_run(a: argparse.Namespace) -> tuple[float, float]:
+    """(training seconds, test accuracy) of `cnnlab experiment=fast`."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "cnnlab", "experiment=fast", f"dataset={a.dataset}", "trainer.progress=false",
+                   "trainer.summary=false", "trainer.diagnostics=false", f"hydra.run.dir={folder}", *a.fast_args]
+        if a.data_dir:
+            command.append(f"data_dir={a.data_dir}")
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        results = json.loads((Path(folder) / "results.json").read_text())
+    return results["train_seconds"], results["test_acc"]
+
+
+def main() -> None:
+    a = parse_args()
+    runs: dict[str, list[tuple[float, float]]] = {"tutorial": [], "fast": []}
+    for _ in range(a.repeats):
+        runs["tutorial"].append(tutorial_epoch(a))
+        runs["fast"].append(fast_run(a))
+    print(f"{a.dataset}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}")
+    summary = {}
+    for name, results in runs.items():
+        seconds = statistics.median(s for s, _ in results)
+        accuracy = statistics.median(acc for _, acc in results)
+        summary[name] = {"train_seconds": round(seconds, 1), "test_acc": round(accuracy, 4),
+                         "runs": [[round(s, 1), round(acc, 4)] for s, acc in results]}
+        shown = ", ".join(f"{s:.1f} s {acc:.2%}" for s, acc in results)
+        print(f"  {name:9s} {seconds:6.1f} s of training, test accuracy {accuracy:.2%}   (runs: {shown})")
+    ratio = summary["fast"]["train_seconds"] / summary["tutorial"]["train_seconds"]
+    print(f"  fast / tutorial training time: {ratio:.2f}")
+    print(json.dumps({"dataset": a.dataset, **summary, "time_ratio": round(ratio, 3)}))
+
+
+if __name__ == "__main__":
+    main()
