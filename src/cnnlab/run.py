@@ -10,6 +10,7 @@ from typing import List
 
 import torch
 
+import cnnlab
 from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
 from cnnlab.diagnostics import save_diagnostics
@@ -124,6 +125,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         return results
     finally:
         writer.close()
+        # the next job of a sweep (same process) measures its start-up from here, not from the import
+        cnnlab.STARTED = time.perf_counter()
 
 
 def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable: int,

@@ -57,12 +57,6 @@ def run_metric(run: Run, metric: str) -> Optional[float]:
     if metric == "gap":  # how far training accuracy ran ahead of validation at the last epoch
         train, val = results.get("final_train_acc"), results.get("final_val_acc")
         return train - val if _is_number(train) and _is_number(val) else None
-    if metric in ("best_val_loss", "final_val_loss"):  # from the per-epoch history
-        losses = [row.get("val/loss") for row in results.get("history") or []]
-        losses = [v for v in losses if _is_number(v) and math.isfinite(v)]
-        if not losses:
-            return None
-        return min(losses) if metric == "best_val_loss" else losses[-1]
     value = results.get(metric)
     return float(value) if _is_number(value) else None
 
