@@ -162,7 +162,7 @@ def main() -> None:
     cfg = make_config(a)
     device = pick_device(cfg.device)
     torch.backends.cudnn.benchmark = True
-    channels_last = use_channels_last(cfg.trainer.channels_last, device, cfg.model.family)
+    channels_last = use_channels_last(cfg.trainer.channels_last, cfg.model.family)
     from cnnlab.config import default_data_dir
 
     data_dir = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()

@@ -115,9 +115,8 @@ def test_compile_path_trains(train_run, monkeypatch):
 def test_channels_last_is_the_default_for_conv_nets_and_computes_the_same(train_run, tmp_path):
     from cnnlab.train.runtime import use_channels_last
 
-    cpu = torch.device("cpu")
-    assert use_channels_last("auto", cpu, "cnn") and not use_channels_last("auto", cpu, "mlp")
-    assert not use_channels_last("false", cpu, "cnn")
+    assert use_channels_last("auto", "cnn") and not use_channels_last("auto", "mlp")
+    assert not use_channels_last("false", "cnn")
     nhwc, _ = train_run(["trainer.max_epochs=2"], run_dir=tmp_path / "nhwc")
     nchw, _ = train_run(["trainer.max_epochs=2", "trainer.channels_last=false"], run_dir=tmp_path / "nchw")
     # the same arithmetic in another memory layout: equal up to the order of float sums

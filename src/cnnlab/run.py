@@ -48,7 +48,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    channels_last = use_channels_last(cfg.trainer.channels_last, device, cfg.model.family)
+    channels_last = use_channels_last(cfg.trainer.channels_last, cfg.model.family)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
     data = build_data(cfg.dataset, data_dir, device, generator, channels_last)

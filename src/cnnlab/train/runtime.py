@@ -61,7 +61,7 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManag
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def use_channels_last(setting: str, device: torch.device, family: str) -> bool:
+def use_channels_last(setting: str, family: str) -> bool:
     """channels_last (NHWC) for every network with feature maps, on GPUs and CPUs alike; an MLP has none.
 
     On CPU, oneDNN's NHWC kernels, max pooling above all (4.5x faster than NCHW), made a training step
