@@ -102,6 +102,22 @@ def test_validation_loss_that_turns_up_shows_as_final_above_best(tmp_path):
     assert sgd["best val loss"] == "0.500" and sgd["final val loss"] == "0.700"
 
 
+def test_each_arm_is_set_against_the_baseline(tmp_path):
+    root = tmp_path / "remedies"
+    for variant, accs in (("baseline", [0.70, 0.72]), ("l2", [0.75, 0.77]), ("dropout", [0.705, 0.725])):
+        for seed, acc in enumerate(accs):
+            fake_run(root / f"{variant},{seed}", [f"variant={variant}", f"seed={seed}"], acc)
+    report = make_report(root, figures=False).read_text()
+    assert ("variant=l2 against baseline: +5.00 points (76.00 ± 1.41% (n=2) vs 71.00 ± 1.41% (n=2)), "
+            "beyond the seed spread (2.83 points); final validation loss 0.400 vs 0.400.") in report
+    assert "variant=dropout against baseline: +0.50 points" in report and "within the seed spread" in report
+    assert "baseline against" not in report
+
+
+def test_no_baseline_lines_without_a_baseline_arm(sweep):
+    assert " against " not in make_report(sweep, figures=False).read_text()
+
+
 def test_a_difference_inside_the_seed_spread_is_called_so(tmp_path):
     root = tmp_path / "close"
     for name, accs in (("0", [0.90, 0.94]), ("0.5", [0.91, 0.95])):

@@ -11,6 +11,8 @@ from typing import Dict, List, Optional
 from cnnlab.report.group import Configuration, Stat
 
 METRIC_NAMES = {"test_acc": "test accuracy", "best_val_acc": "best validation accuracy"}
+# The arm a comparison preset measures the others against (conf/variant/baseline.yaml, scratch.yaml)
+REFERENCE_VALUES = ("baseline", "scratch")
 
 
 def ranking_metric(configs: List[Configuration]) -> str:
@@ -25,6 +27,8 @@ def comparison_lines(configs: List[Configuration]) -> List[str]:
         return []
     lines = [_overall(scored, metric)]
     keys = list(scored[0].settings)
+    if len(keys) == 1:
+        lines += _against_reference(scored, keys[0], metric)
     if len(keys) > 1:  # with several swept keys, also compare each key's values with the others held fixed
         for key in keys:
             for fixed, members in _hold_others_fixed(scored, key).items():
@@ -46,6 +50,28 @@ def _within(key: str, fixed: Dict[str, str], members: List[Configuration], metri
     context = f" (with {', '.join(f'{k}={v}' for k, v in fixed.items())})" if fixed else ""
     return (f"{key}{context}: **{first.settings[key]}** beat {second.settings[key]}, {_pct(a)} vs "
             f"{_pct(b)}, {_points(a, b)}; {_spread_verdict(a, b)}.")
+
+
+def _against_reference(scored: List[Configuration], key: str, metric: str) -> List[str]:
+    """Each arm against the sweep's baseline (or from-scratch) arm, with the final validation loss,
+    where overfitting shows first."""
+    reference = next((c for c in scored if c.settings[key] in REFERENCE_VALUES), None)
+    if reference is None:
+        return []
+    ref, ref_loss = reference.stat(metric), reference.stat("final_val_loss")
+    lines = []
+    for config in scored:
+        if config is reference:
+            continue
+        arm = config.stat(metric)
+        line = (f"{key}={config.settings[key]} against {reference.settings[key]}: "
+                f"{100 * (arm.mean - ref.mean):+.2f} points ({_pct(arm)} vs {_pct(ref)}), "
+                f"{_spread_note(arm, ref)}")
+        loss = config.stat("final_val_loss")
+        if loss and ref_loss:
+            line += f"; final validation loss {loss.mean:.3f} vs {ref_loss.mean:.3f}"
+        lines.append(line + ".")
+    return lines
 
 
 def _hold_others_fixed(configs: List[Configuration], key: str) -> Dict[tuple, List[Configuration]]:
@@ -72,6 +98,15 @@ def _spread_verdict(a: Stat, b: Stat) -> str:
     if verdict:
         return f"this exceeds the seed spread ({100 * spread:.2f} points)"
     return f"this is within the seed spread ({100 * spread:.2f} points): not a clear win"
+
+
+def _spread_note(a: Stat, b: Stat) -> str:
+    """The seed-spread verdict without naming a winner."""
+    verdict = exceeds_spread(a, b)
+    if verdict is None:
+        return "one run each (seed spread unknown)"
+    spread = sum(s.std for s in (a, b) if s.std is not None)
+    return f"{'beyond' if verdict else 'within'} the seed spread ({100 * spread:.2f} points)"
 
 
 def _pct(s: Stat) -> str:
