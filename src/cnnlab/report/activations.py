@@ -148,4 +148,3 @@ def _grad_norm_plot(plt, found, path: Path) -> Path:
     axes[0].set_ylabel("gradient norm (mean over seeds)")
     axes[1].legend(fontsize=6)
     return save_figure(plt, fig, path, dpi=90)
-

@@ -82,31 +82,33 @@ def _hold_others_fixed(configs: List[Configuration], key: str) -> Dict[tuple, Li
     return groups
 
 
+def seed_spread(a: Stat, b: Stat) -> Optional[float]:
+    """The sum of the two sides' std over seeds, or None when both are single runs."""
+    stds = [s.std for s in (a, b) if s.std is not None]
+    return sum(stds) if stds else None
+
+
 def exceeds_spread(a: Stat, b: Stat) -> Optional[bool]:
     """True/False when at least one side has a spread over seeds; None when both are single runs."""
-    stds = [s.std for s in (a, b) if s.std is not None]
-    if not stds:
-        return None
-    return abs(a.mean - b.mean) > sum(stds)
+    spread = seed_spread(a, b)
+    return None if spread is None else abs(a.mean - b.mean) > spread
 
 
 def _spread_verdict(a: Stat, b: Stat) -> str:
-    verdict = exceeds_spread(a, b)
-    if verdict is None:
+    spread = seed_spread(a, b)
+    if spread is None:
         return "one run each, so the seed spread is unknown (sweep seed=0,1,2 to know)"
-    spread = sum(s.std for s in (a, b) if s.std is not None)
-    if verdict:
+    if exceeds_spread(a, b):
         return f"this exceeds the seed spread ({100 * spread:.2f} points)"
     return f"this is within the seed spread ({100 * spread:.2f} points): not a clear win"
 
 
 def _spread_note(a: Stat, b: Stat) -> str:
     """The seed-spread verdict without naming a winner."""
-    verdict = exceeds_spread(a, b)
-    if verdict is None:
+    spread = seed_spread(a, b)
+    if spread is None:
         return "one run each (seed spread unknown)"
-    spread = sum(s.std for s in (a, b) if s.std is not None)
-    return f"{'beyond' if verdict else 'within'} the seed spread ({100 * spread:.2f} points)"
+    return f"{'beyond' if exceeds_spread(a, b) else 'within'} the seed spread ({100 * spread:.2f} points)"
 
 
 def _pct(s: Stat) -> str:
