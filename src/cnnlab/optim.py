@@ -6,6 +6,7 @@ from typing import Iterable, Optional
 
 import torch
 
+from cnnlab import eager_optim
 from cnnlab.config import OptimConfig, SchedConfig
 
 
@@ -18,17 +19,17 @@ def build_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> t
     if cfg.name in ("sgd", "momentum", "nesterov"):
         # `optim=momentum` and `optim=nesterov` mean momentum even if a sweep zeroes optim.momentum
         momentum = cfg.momentum if cfg.name == "sgd" or cfg.momentum > 0 else 0.9
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, weight_decay=wd,
+        return eager_optim.SGD(params, lr=cfg.lr, momentum=momentum, weight_decay=wd,
                                nesterov=cfg.name == "nesterov", **fast)
     if cfg.name == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=wd)  # no fused CUDA kernel
+        return eager_optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=wd)  # no fused CUDA kernel
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, weight_decay=wd,
+        return eager_optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, weight_decay=wd,
                                    momentum=cfg.momentum)
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=wd, **fast)
+        return eager_optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=wd, **fast)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=wd, **fast)
+        return eager_optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=wd, **fast)
     raise ValueError(f"unknown optimizer {cfg.name}")  # config validation lists the allowed names
 
 
@@ -74,8 +75,13 @@ def build_schedule(cfg: SchedConfig, optimizer: torch.optim.Optimizer, epochs: i
             optimizer, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr), per_step=False)
     if cfg.name == "onecycle":
         max_lrs = [g["lr"] for g in optimizer.param_groups]
+        # Cycle Adam's beta1 or SGD's momentum, as one-cycle prescribes, but never give momentum to an
+        # optimizer run without it (plain SGD, AdaGrad): that would change the optimizer being studied.
+        group = optimizer.param_groups[0]
+        cycle_momentum = "betas" in group or group.get("momentum", 0) > 0
         return Schedule(torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lrs, total_steps=total_steps + 1, pct_start=cfg.pct_start), per_step=True)
+            optimizer, max_lr=max_lrs, total_steps=total_steps + 1, pct_start=cfg.pct_start,
+            cycle_momentum=cycle_momentum), per_step=True)
     if cfg.name == "cosine":
         warmup = cfg.warmup_epochs * steps_per_epoch
         base_lr = optimizer.param_groups[0]["lr"]
