@@ -16,8 +16,7 @@ def test_lecture_cnn_reaches_88_percent_on_fashion_mnist_in_two_epochs(train_run
 
 
 @pytest.mark.slow
-def test_fast_preset_reaches_90_percent_on_fashion_mnist(train_run):
-    # docs/benchmarks.md: 91.05% in 24 s on 2 cores (91.07% mean over seeds 0-2); the bound leaves room
-    # for another thread count's summation order, not for a broken recipe
+def test_fast_preset_reaches_91_percent_on_fashion_mnist(train_run):
+    # the speed issue's floor; docs/benchmarks.md: seeds 0-2 gave 91.90/91.65/91.77% on 2 cores
     results, _ = train_run(["experiment=fast", "dataset=fashion_mnist"])
-    assert results["epochs"] == 2 and results["test_acc"] >= 0.90, results["history"]
+    assert results["epochs"] == 2 and results["test_acc"] >= 0.91, results["history"]
