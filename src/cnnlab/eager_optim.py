@@ -21,27 +21,38 @@ def _unwrapped(method: Callable) -> Callable:
     return inspect.unwrap(method)
 
 
+_add_param_group = _unwrapped(Optimizer.add_param_group)
+_zero_grad = _unwrapped(Optimizer.zero_grad)
+_state_dict = _unwrapped(Optimizer.state_dict)
+_load_state_dict = _unwrapped(Optimizer.load_state_dict)
+
+
 class _WithoutDynamo:
-    """Mixin placed before a torch.optim class; `_torch_class` names that class."""
+    """Mixin placed before a torch.optim class, which subclasses name as `_torch_class`."""
 
     _torch_class: type
+    _torch_step: Callable
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._torch_step = staticmethod(_unwrapped(cls._torch_class.step))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        _unwrapped(Optimizer.add_param_group)(self, param_group)
+        _add_param_group(self, param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        _unwrapped(Optimizer.zero_grad)(self, set_to_none)
+        _zero_grad(self, set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
-        return _unwrapped(Optimizer.state_dict)(self)
+        return _state_dict(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _unwrapped(Optimizer.load_state_dict)(self, state_dict)
+        _load_state_dict(self, state_dict)
 
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
         # What the step decorator does minus its graph breaks: the update itself is not differentiated.
         with torch.no_grad():
-            return _unwrapped(self._torch_class.step)(self, closure)
+            return self._torch_step(self, closure)
 
 
 class SGD(_WithoutDynamo, torch.optim.SGD):
