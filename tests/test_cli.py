@@ -54,6 +54,7 @@ def test_sweep_runs_each_job_in_a_folder_named_after_its_overrides(tmp_path):
     (["trainer.max_epochs=-2"], "trainer.max_epochs"),
     (["optim.lr=fast"], "optim.lr"),
     (["optim.lrate=0.1"], "lrate"),
+    (["train.epochs=1"], "Did you mean trainer.max_epochs?"),
     (["model=resnet999"], "resnet999"),
     (["optim=adamx"], "adamx"),
     (["device=cuda:7"], "device=cuda:7"),

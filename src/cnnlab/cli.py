@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
+from cnnlab.override_keys import unknown_key_message
 
 log = logging.getLogger("cnnlab")
 
@@ -95,7 +96,8 @@ def _unwritable_output(argv: list) -> str | None:
 
 
 def main() -> None:
-    problem = _unwritable_output(sys.argv[1:])
+    groups = [p.name for p in Path(_config_dir()).iterdir() if p.is_dir()]
+    problem = unknown_key_message(sys.argv[1:], groups) or _unwritable_output(sys.argv[1:])
     if problem:
         print(f"cnnlab: error: {problem}", file=sys.stderr)
         sys.exit(2)
