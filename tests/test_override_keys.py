@@ -10,7 +10,8 @@ GROUPS = ["dataset", "experiment", "hparams_search", "model", "optim", "sched", 
     ["model=resnet18", "optim.lr=0.1", "dataset.augment.crop=4", "seed=3"],
     ["optim.betas.0=0.8"],  # an element of a list setting
     ["-m", "optim=sgd,adam", "model.dropout=0,0.5"],
-    ["+extra=1", "~model.dense", "hydra.run.dir=out", "hydra/launcher=submitit_slurm", "--cfg", "job"],
+    ["+extra=1", "~model.dense", "model@net=mlp", "hydra.run.dir=out", "hydra/launcher=submitit_slurm",
+     "--cfg", "job"],
 ])
 def test_real_settings_and_hydras_own_overrides_pass(args):
     assert unknown_key_message(args, GROUPS) is None

@@ -32,8 +32,8 @@ def unknown_key_message(argv: Iterable[str], groups: Iterable[str]) -> Optional[
     groups = set(groups)
     for arg in argv:
         key, sep, _ = arg.partition("=")
-        if not sep or arg.startswith(("-", "+", "~")) or key.split(".")[0].split("/")[0] == "hydra":
-            continue
+        if not sep or arg.startswith(("-", "+", "~")) or "@" in key or key.split(".")[0].split("/")[0] == "hydra":
+            continue  # not an override, or one of Hydra's own forms (append, delete, package, hydra.*)
         if key in settings or key in groups:
             continue
         parent = key.rsplit(".", 1)[0] if "." in key else None
@@ -58,6 +58,6 @@ def _hint(key: str, settings: dict[str, Optional[type]], groups: set[str]) -> st
         return f" Did you mean {' or '.join(close)}?"
     section = key.rsplit(".", 1)[0] if "." in key else ""
     if settings.get(section) is not None:
-        names = [k[len(section) + 1:] for k in leaves if k.startswith(section + ".") and "." not in k[len(section) + 1:]]
-        return f" The settings under {section} are: {', '.join(names)}."
+        inside = [k[len(section) + 1:] for k in leaves if k.startswith(section + ".")]
+        return f" The settings under {section} are: {', '.join(k for k in inside if '.' not in k)}."
     return ""
