@@ -68,6 +68,13 @@ def test_optimizer_steps_exactly_like_torch_optim_through_a_state_dict_round_tri
         assert torch.equal(mine, reference)
 
 
+@pytest.mark.parametrize("name, fused", [("sgd", True), ("momentum", True), ("adagrad", True),
+                                         ("adam", True), ("adamw", True), ("rmsprop", None)])
+def test_cpu_parameters_get_the_fused_kernel_where_pytorch_has_one(name, fused):
+    opt = build_optimizer(OptimConfig(name=name), [torch.nn.Parameter(torch.zeros(2))])
+    assert opt.param_groups[0].get("fused") is fused
+
+
 def test_training_with_every_optimizer_leaves_torch_dynamo_unimported():
     # torch.optim's wrappers import torch._dynamo on first use: 2 s of start-up on a 2-core CPU
     script = """
