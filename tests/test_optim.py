@@ -75,6 +75,17 @@ def test_cpu_parameters_get_the_fused_kernel_where_pytorch_has_one(name, fused):
     assert opt.param_groups[0].get("fused") is fused
 
 
+def test_a_checkpoint_keeps_the_kernel_choice_of_the_optimizer_it_is_loaded_into():
+    # AdaGrad's fused kernel is CPU only: a state saved elsewhere (fused unset) must not switch it off
+    # here, nor a CPU state switch it on on a GPU
+    w = torch.nn.Parameter(torch.ones(2))
+    saved = build_optimizer(OptimConfig(name="adagrad"), [w]).state_dict()
+    saved["param_groups"][0]["fused"] = None
+    opt = build_optimizer(OptimConfig(name="adagrad"), [w])
+    opt.load_state_dict(saved)
+    assert opt.param_groups[0]["fused"] is True
+
+
 def test_training_with_every_optimizer_leaves_torch_dynamo_unimported():
     # torch.optim's wrappers import torch._dynamo on first use: 2 s of start-up on a 2-core CPU
     script = """

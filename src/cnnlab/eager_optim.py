@@ -47,7 +47,12 @@ class _WithoutDynamo:
         return _state_dict(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # `fused` and `foreach` say how this process computes the update, which depends on its device,
+        # not where training stands: keep this optimizer's, so a run saved on a CPU resumes on a GPU.
+        kernels = [{k: group[k] for k in ("fused", "foreach") if k in group} for group in self.param_groups]
         _load_state_dict(self, state_dict)
+        for group, kept in zip(self.param_groups, kernels):
+            group.update(kept)
 
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
         # What the step decorator does minus its graph breaks: the update itself is not differentiated.
