@@ -1,7 +1,9 @@
 """Small pieces the families share: activations by name and the spatial-size bookkeeping."""
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -19,3 +21,23 @@ def small_input(shape: tuple, stem: str, threshold: int = 64) -> bool:
     if stem != "auto":
         return stem == "cifar"
     return min(shape[1], shape[2]) < threshold
+
+
+class StridedPointwiseConv(nn.Conv2d):
+    """A 1x1 convolution with a stride (ResNet's projection shortcut) that never crashes on the CPU.
+
+    torch 2.14's oneDNN weight gradient of a strided 1x1 convolution in channels_last corrupts the
+    heap for some odd batch sizes with 2+ threads on AVX-512 CPUs (e.g. batch 37, 8 -> 16 channels,
+    28x28: 'double free or corruption'). A 1x1 kernel with stride s reads only every s-th pixel, so on
+    the CPU the input is subsampled first and convolved with stride 1: the same numbers, the same
+    parameters (and state_dict keys), a kernel that works. GPUs keep the strided call.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, bias: bool = False):
+        super().__init__(cin, cout, kernel_size=1, stride=stride, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride[0]
+        if x.is_cuda or s == 1:
+            return super().forward(x)
+        return F.conv2d(x[:, :, ::s, ::s], self.weight, self.bias)

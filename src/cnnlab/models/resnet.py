@@ -12,7 +12,7 @@ import torch.nn as nn
 from cnnlab.config import ModelConfig
 from cnnlab.errors import ConfigError
 from cnnlab.models.init import reference_init
-from cnnlab.models.layers import activation, small_input
+from cnnlab.models.layers import StridedPointwiseConv, activation, small_input
 
 LAYOUTS = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]), 50: ("bottleneck", [3, 4, 6, 3])}
 
@@ -68,7 +68,7 @@ def _projection(inplanes: int, out: int, stride: int):
     """A 1x1 projection where the shortcut changes shape; None where identity fits."""
     if stride == 1 and inplanes == out:
         return None
-    return nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+    return nn.Sequential(StridedPointwiseConv(inplanes, out, stride), nn.BatchNorm2d(out))
 
 
 class ResNet(nn.Module):
