@@ -35,7 +35,7 @@ class DatasetConfig:
     train_size: Optional[int] = None  # use only the first N training images
     classes: Optional[List[int]] = None  # keep only these class indices, relabelled 0..k-1 (null = all)
     path: Optional[str] = None  # folder: one subfolder per class, or train/ and val/
-    image_size: Optional[int] = None  # folder: shorter side scaled to this, center-cropped square (null = 64)
+    image_size: Optional[int] = None  # side of the square images: resized on the device (null = as stored; folder: 64)
     shape: List[int] = field(default_factory=lambda: [3, 32, 32])  # synthetic: C, H, W
     num_classes: int = 10  # synthetic
     num_samples: int = 1024  # synthetic: training images (val/test get a quarter each)
