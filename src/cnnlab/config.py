@@ -18,6 +18,7 @@ from cnnlab.errors import ConfigError
 
 # ---------------------------------------------------------------- dataset
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "folder", "synthetic")
+DATASETS += ("cats_vs_dogs", "hymenoptera")  # the course's zips (data/sources/archives.py)
 
 
 @dataclass
