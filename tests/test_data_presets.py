@@ -52,7 +52,7 @@ def test_overfitting_data_is_two_fashion_classes_enlarged_to_128(tmp_path):
 
 
 # ---------------------------------------------------------------- architectures
-@pytest.mark.parametrize("size, width, train_size, epochs", [("small", 8, 2000, 10), ("full", 64, None, 30)])
+@pytest.mark.parametrize("size, width, train_size, epochs", [("small", 8, 3000, 10), ("full", 64, None, 30)])
 def test_architectures_small_by_default_and_full_with_size_full(size, width, train_size, epochs):
     for job in sweep_jobs("architectures"):
         if job[-1] != "seed=0":
