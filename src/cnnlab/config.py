@@ -40,7 +40,7 @@ class DatasetConfig:
     shape: List[int] = field(default_factory=lambda: [3, 32, 32])  # synthetic: C, H, W
     num_classes: int = 10  # synthetic
     num_samples: int = 1024  # synthetic: training images (val/test get a quarter each)
-    download: bool = True  # let torchvision download missing files
+    download: bool = True  # download missing files (torchvision; the course zips with urllib)
     mean: Optional[List[float]] = None  # per channel, 0..1 scale (default: from the train split)
     std: Optional[List[float]] = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
