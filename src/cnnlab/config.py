@@ -18,6 +18,7 @@ from cnnlab.errors import ConfigError
 
 # ---------------------------------------------------------------- dataset
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "folder", "synthetic")
+DATASETS += ("cats_vs_dogs", "hymenoptera")  # the course's zips (data/sources/archives.py)
 
 
 @dataclass
@@ -35,11 +36,11 @@ class DatasetConfig:
     train_size: Optional[int] = None  # use only the first N training images
     classes: Optional[List[int]] = None  # keep only these class indices, relabelled 0..k-1 (null = all)
     path: Optional[str] = None  # folder: one subfolder per class, or train/ and val/
-    image_size: Optional[int] = None  # folder: shorter side scaled to this, center-cropped square (null = 64)
+    image_size: Optional[int] = None  # side of the square images: resized on the device (null = as stored; folder: 64)
     shape: List[int] = field(default_factory=lambda: [3, 32, 32])  # synthetic: C, H, W
     num_classes: int = 10  # synthetic
     num_samples: int = 1024  # synthetic: training images (val/test get a quarter each)
-    download: bool = True  # let torchvision download missing files
+    download: bool = True  # download missing files (torchvision; the course zips with urllib)
     mean: Optional[List[float]] = None  # per channel, 0..1 scale (default: from the train split)
     std: Optional[List[float]] = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -9,6 +9,7 @@ import torch
 
 from cnnlab.config import DatasetConfig
 from cnnlab.data.loader import DeviceLoader
+from cnnlab.data.resize import resize_images
 from cnnlab.data.sources import load_source
 from cnnlab.data.splits import Splits, carve_validation, channel_stats, check_splits, select_classes
 
@@ -39,18 +40,27 @@ def load_splits(cfg: DatasetConfig, data_dir: Path) -> Splits:
 def build_data(cfg: DatasetConfig, data_dir: Path, device: torch.device, generator: torch.Generator,
                channels_last: bool = False) -> DataBundle:
     splits = load_splits(cfg, data_dir)
-    mean, std = channel_stats(splits.train_x)
-    mean = list(cfg.mean) if cfg.mean is not None else mean
-    std = list(cfg.std) if cfg.std is not None else std
-    eval_batch = cfg.eval_batch_size or max(4 * cfg.batch_size, 256)
+    resized: dict[int, torch.Tensor] = {}  # val may be the test tensor itself: move and resize it once
 
     def put(x: torch.Tensor) -> torch.Tensor:
         return x.to(device, non_blocking=True)
 
+    def put_images(x: torch.Tensor) -> torch.Tensor:
+        if id(x) not in resized:
+            # dataset.image_size: the in-memory sets are resized here, once; folders arrive at that size
+            resized[id(x)] = resize_images(put(x), cfg.image_size) if cfg.image_size else put(x)
+        return resized[id(x)]
+
+    train_x, val_x, test_x = put_images(splits.train_x), put_images(splits.val_x), put_images(splits.test_x)
+    mean, std = channel_stats(train_x)
+    mean = list(cfg.mean) if cfg.mean is not None else mean
+    std = list(cfg.std) if cfg.std is not None else std
+    eval_batch = cfg.eval_batch_size or max(4 * cfg.batch_size, 256)
+
     common = dict(mean=mean, std=std, channels_last=channels_last)
-    train = DeviceLoader(put(splits.train_x), put(splits.train_y), cfg.batch_size, shuffle=True,
+    train = DeviceLoader(train_x, put(splits.train_y), cfg.batch_size, shuffle=True,
                          crop=cfg.augment.crop, flip=cfg.augment.flip, generator=generator, **common)
-    val = DeviceLoader(put(splits.val_x), put(splits.val_y), eval_batch, **common)
-    test = DeviceLoader(put(splits.test_x), put(splits.test_y), eval_batch, **common)
-    return DataBundle(train=train, val=val, test=test, classes=splits.classes, shape=splits.shape,
+    val = DeviceLoader(val_x, put(splits.val_y), eval_batch, **common)
+    test = DeviceLoader(test_x, put(splits.test_y), eval_batch, **common)
+    return DataBundle(train=train, val=val, test=test, classes=splits.classes, shape=tuple(train_x.shape[1:]),
                       mean=mean, std=std)

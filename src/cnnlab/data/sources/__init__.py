@@ -21,6 +21,8 @@ SOURCES = {
     "cifar100": ("cnnlab.data.sources.cifar", "load_cifar100"),
     "svhn": ("cnnlab.data.sources.svhn", "load_svhn"),
     "folder": ("cnnlab.data.sources.folder", "load_folder"),
+    "cats_vs_dogs": ("cnnlab.data.sources.archives", "load_cats_vs_dogs"),
+    "hymenoptera": ("cnnlab.data.sources.archives", "load_hymenoptera"),
 }
 
 

@@ -37,7 +37,7 @@ def find_files(folders: Sequence[Path], names: Sequence[str], gz: bool = False) 
 
 def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *, download: bool,
                  fetch: Sequence[Callable[[], None]], written: Sequence[Path], how: str,
-                 gz: bool = False) -> dict[str, Path]:
+                 gz: bool = False, via: str = "torchvision") -> dict[str, Path]:
     """Paths of every file in `names`, found in `folders` (the first is where downloads land).
 
     `fetch` are the download steps (one per torchvision call: a failure removes only what its own step
@@ -49,7 +49,7 @@ def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *,
         return found
     if not download:
         raise DataError(_missing_message(dataset, folders[0], names, gz, "dataset.download=false", how))
-    log.info(f"dataset={dataset}: files not found, downloading them to {folders[0]} with torchvision")
+    log.info(f"dataset={dataset}: files not found, downloading them to {folders[0]} with {via}")
     for step in fetch:
         before = _snapshot(written)
         try:
@@ -62,7 +62,7 @@ def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *,
             raise DataError(_missing_message(dataset, folders[0], names, gz, reason, how)) from None
     found = find_files(folders, names, gz)
     if found is None:
-        raise DataError(_missing_message(dataset, folders[0], names, gz, "torchvision's download did not "
+        raise DataError(_missing_message(dataset, folders[0], names, gz, f"the download with {via} did not "
                                          "produce them", how))
     return found
 
