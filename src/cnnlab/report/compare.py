@@ -32,7 +32,8 @@ class Verdict:
     b_name: str
     context: str  # "" or the key and the values held fixed
     test: Welch  # of a minus b
-    seeds: Optional[int] = None  # seeds per arm for 80% power, where not significant
+    seeds: Optional[int] = None  # seeds per arm for 80% power at 0.05, where not significant
+    seeds_corrected: Optional[int] = None  # the same at 0.05 / comparisons, what Holm asks of its first test
 
 
 def reference_arm(configs: List[Configuration]) -> Optional[Configuration]:
@@ -52,10 +53,12 @@ def verdicts(configs: List[Configuration]) -> List[Verdict]:
     ranked = sorted(scored, key=lambda c: -c.stat(SELECTION).mean)  # stable: ties keep the sweep's order
     wanted.append(("overall", ranked[0], ranked[1], ranked[0].label, ranked[1].label, ""))
     reference = reference_arm(scored)
-    for config in scored:
-        if config is not reference and len(scored) > 2:  # with two, the overall line is that comparison
-            wanted.append(("reference", config, reference, config.label, reference.label, ""))
     keys = list(scored[0].settings)
+    if len(keys) > 1 and not any(v in reference.settings.values() for v in REFERENCE_VALUES):
+        reference = None  # a grid without a baseline arm: the held-fixed lines below compare it
+    for config in scored:
+        if reference is not None and config is not reference and len(scored) > 2:  # with two, the overall line is it
+            wanted.append(("reference", config, reference, config.label, reference.label, ""))
     if len(keys) > 1:
         for key in keys:
             for fixed, members in _hold_others_fixed(scored, key).items():
@@ -74,10 +77,13 @@ def verdicts(configs: List[Configuration]) -> List[Verdict]:
     for kind, a, b, a_name, b_name, context in wanted:
         first, test = tests[frozenset((id(a), id(b)))]
         test = test if first is a else _flipped(test)
-        seeds = None
-        if not test.significant:
-            seeds = seeds_needed(test.diff, pooled_std(a.values(SELECTION), b.values(SELECTION)))
-        out.append(Verdict(kind, a, b, a_name, b_name, context, test, seeds))
+        seeds = corrected = None
+        if test.tested and not test.significant:
+            std = pooled_std(a.values(SELECTION), b.values(SELECTION))
+            seeds = seeds_needed(test.diff, std)
+            if test.family > 1:
+                corrected = seeds_needed(test.diff, std, alpha=ALPHA / test.family)
+        out.append(Verdict(kind, a, b, a_name, b_name, context, test, seeds, corrected))
     return out
 
 
@@ -125,14 +131,22 @@ def sentence(v: Verdict) -> str:
 
 
 def _seeds_note(v: Verdict) -> str:
-    points = 100 * abs(v.test.diff)
     if v.seeds is None:
         return "no number of seeds makes a zero difference significant"
-    size = f"a true difference of {points:.2f} points"
-    power = f"{POWER:.0%} power (two-sided {ALPHA}, uncorrected)"
-    if v.seeds > MAX_SEEDS:
-        return f"{size} would need more than {MAX_SEEDS:,} seeds per arm to be found with {power}"
-    return f"{size} would need about {v.seeds} seeds per arm to be found with {power}"
+    size = f"a true difference of {100 * abs(v.test.diff):.2f} points"
+    have = min(v.test.n_a, v.test.n_b)
+    if v.seeds <= have:
+        return (f"{have} seeds per arm would find {size} with {POWER:.0%} power at two-sided {ALPHA}, as far as the "
+                "spread of so few seeds tells: a near miss that a few more seeds per arm would settle")
+    text = f"{size} would need {_seeds(v.seeds)} per arm to be found with {POWER:.0%} power at two-sided {ALPHA}"
+    if v.seeds_corrected is not None and v.seeds_corrected != v.seeds:
+        text += (f" ({_seeds(v.seeds_corrected)} at {ALPHA}/{v.test.family}, allowing for the correction "
+                 f"over {v.test.family} comparisons)")
+    return text
+
+
+def _seeds(n: int) -> str:
+    return f"more than {MAX_SEEDS:,} seeds" if n > MAX_SEEDS else f"about {n} seeds"
 
 
 def _flipped(t: Welch) -> Welch:
