@@ -103,7 +103,7 @@ def test_the_sentences(sweep):
     assert (f"Against the reference variant=baseline: variant=dropout beats variant=baseline by 8.00 points, "
             f"95% CI {100 * win.ci_low:.2f} to {100 * win.ci_high:.2f}, p < 0.001 after Holm correction over 5 "
             "comparisons: significant at 0.05. Best validation accuracy 79.00 ± 1.58% (n=5) vs 71.00 ± 1.58% "
-            "(n=5); test accuracy 78.00 ± 1.58% vs 70.00 ± 1.58%.") in report
+            "(n=5); test accuracy 78.00 ± 1.58% vs 70.00 ± 1.58%; final validation loss 0.600 vs 0.600.") in report
     tie = found[("reference", "l2", "baseline")].test
     assert tie.p == pytest.approx(1.0) and tie.p_holm == pytest.approx(1.0)
     assert ("variant=l2 ties with variant=baseline (difference 0.00 points), 95% CI "

@@ -96,6 +96,9 @@ def verdict_line(v: Verdict, beside: str = "test accuracy") -> str:
     ta, tb = v.a.stat(BESIDE), v.b.stat(BESIDE)
     if ta and tb:
         means += f"; {beside} {_pct(ta, n=False)} vs {_pct(tb, n=False)}"
+    la, lb = v.a.stat("final_val_loss"), v.b.stat("final_val_loss")
+    if v.kind == "reference" and la and lb:  # where overfitting shows first
+        means += f"; final validation loss {la.mean:.3f} vs {lb.mean:.3f}"
     body = f"{sentence(v)}. {means[0].upper()}{means[1:]}."
     if v.kind == "overall":
         return f"Overall by {METRIC_NAMES[SELECTION]}: **{v.a_name}** won. {body}"
