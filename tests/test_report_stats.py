@@ -173,3 +173,21 @@ def test_holm_leaves_untested_comparisons_out_of_the_count():
     holm(tests)
     assert tests[1].p_holm is None and tests[0].family == tests[2].family == 2
     assert [tests[0].p_holm, tests[2].p_holm] == pytest.approx(expected_holm([tests[0].p, tests[2].p]))
+
+
+def test_a_reference_arm_without_a_completed_run_is_named(tmp_path):
+    write_run(tmp_path / "0_baseline", ["variant=baseline", "seed=0"])
+    for job, variant in enumerate(("l2", "dropout", "dropout"), 1):
+        write_run(tmp_path / f"{job}_{variant}", [f"variant={variant}", f"seed={job}"], 0.7 + job / 100, 0.7)
+    write_run(tmp_path / "4_augment", ["variant=augment", "seed=0"], 0.6, 0.6)
+    report = make_report(tmp_path, figures=False).read_text()
+    assert ("The reference arm variant=baseline has no completed run with a validation accuracy: the others are "
+            "compared with variant=l2 instead.") in report
+
+
+def test_equal_means_have_no_overall_winner(tmp_path):
+    for job, (variant, vals) in enumerate((("a", [0.70, 0.72]), ("b", [0.72, 0.70]))):
+        for seed, val in enumerate(vals):
+            write_run(tmp_path / f"{job}_{seed}", [f"variant={variant}", f"seed={seed}"], val, val)
+    report = make_report(tmp_path, figures=False).read_text()
+    assert "Overall by best validation accuracy: no winner. variant=a ties with variant=b" in report

@@ -88,7 +88,14 @@ def verdicts(configs: List[Configuration]) -> List[Verdict]:
 
 
 def comparison_lines(configs: List[Configuration], beside: str = "test accuracy") -> List[str]:
-    return [verdict_line(v, beside) for v in verdicts(configs)]
+    found = verdicts(configs)
+    lines = [verdict_line(v, beside) for v in found]
+    meant = next((c for value in REFERENCE_VALUES for c in configs if value in c.settings.values()), None)
+    used = next((v.b for v in found if v.kind == "reference"), None)
+    if meant is not None and not meant.values(SELECTION) and found:
+        instead = f"the others are compared with {used.label} instead" if used else "it is left out"
+        lines.insert(0, f"The reference arm {meant.label} has no completed run with a validation accuracy: {instead}.")
+    return lines
 
 
 def verdict_line(v: Verdict, beside: str = "test accuracy") -> str:
@@ -101,6 +108,8 @@ def verdict_line(v: Verdict, beside: str = "test accuracy") -> str:
         means += f"; final validation loss {la.mean:.3f} vs {lb.mean:.3f}"
     body = f"{sentence(v)}. {means[0].upper()}{means[1:]}."
     if v.kind == "overall":
+        if round(100 * v.test.diff, 2) == 0:
+            return f"Overall by {METRIC_NAMES[SELECTION]}: no winner. {body}"
         return f"Overall by {METRIC_NAMES[SELECTION]}: **{v.a_name}** won. {body}"
     if v.kind == "within":
         return f"{v.context}: {body}"
