@@ -138,13 +138,18 @@ def table_notes(configs: List[Configuration], runs: List[Run]) -> List[str]:
     """What the "best" and "test" columns mean for these runs, and what the marks say."""
     found = monitors(configs)
     monitor = f"`{found[0]}`" if len(found) == 1 else "each run's own"
-    notes = [f"Best: the epoch that `trainer.monitor` ({monitor}) chose, whose weights `checkpoints/best.pt` "
-             "holds; best val acc (what every comparison below is decided on) and best val loss are both "
-             "from that epoch" + ("; max val acc is the highest of any epoch." if _shown("max_val_acc", configs)
-                                  else ".")]
-    if any(r.legacy for r in runs):
-        notes.append("Runs written before results.json recorded the monitor chose their best epoch by `val/acc`; "
-                     "their best val loss is read from that epoch's history.")
+    legacy = [r for r in runs if r.legacy]
+    notes = []
+    if len(legacy) < sum(r.completed for r in runs):
+        notes.append(f"Best: the epoch that `trainer.monitor` ({monitor}) chose, whose weights `checkpoints/best.pt` "
+                     "holds; best val acc (what every comparison below is decided on) and best val loss are both "
+                     "from that epoch" + ("; max val acc is the highest of any epoch."
+                                          if _shown("max_val_acc", configs) else "."))
+    if legacy:
+        notes.append(f"{'These runs were' if len(notes) == 0 else 'Some runs were'} written before results.json "
+                     "recorded the monitor: their best epoch is the one of highest val acc (what every comparison "
+                     "below is decided on), their best val loss is read from that epoch's history, and their "
+                     "`checkpoints/best.pt` followed `trainer.early_stopping.monitor`, so it may hold another epoch.")
     split = test_split_is_val(configs)
     if split == "all":
         notes.append("These runs' data has no test split (results.json `test_split: \"val\"`): the val-as-test "
