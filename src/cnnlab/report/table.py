@@ -234,4 +234,4 @@ def _relative(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root)) or "."
     except ValueError:
-        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        return os.path.abspath(path)  # a run outside the report's folder (--out elsewhere): named in full
