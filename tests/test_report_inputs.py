@@ -2,12 +2,11 @@
 it cannot use, failed attempts beside a completed run, several folders at once, report.csv, per class."""
 import csv
 import json
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pytest
 
-from cnnlab.report.cli import ReportError, make_report
+from cnnlab.report.cli import ReportError, main, make_report
 from test_report import header, table_rows
 
 
@@ -37,9 +36,19 @@ def columns_of(report, label):
     return dict(zip(header(report), table_rows(report)[label]))
 
 
-def report_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cnnlab.report.cli", "--no-figures", *map(str, args)],
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
+@pytest.fixture
+def report_cli(capsys):
+    """cnnlab-report's main() in this process: (exit code, stdout, stderr), as a shell would see them."""
+    def run(*args):
+        capsys.readouterr()
+        try:
+            main(["--no-figures", *map(str, args)])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+    return run
 
 
 # ---------------------------------------------------------------- the monitor and the splits
@@ -104,7 +113,7 @@ def test_validated_on_test_is_marked(tmp_path):
     ('{"test_acc": 0.9', "is not valid JSON"),
     (b"\xff\xfe\x00junk", "is not text"),
 ])
-def test_a_bad_results_json_is_one_message_and_the_rest_is_reported(tmp_path, content, phrase):
+def test_a_bad_results_json_is_one_message_and_the_rest_is_reported(report_cli, tmp_path, content, phrase):
     two_arms(tmp_path / "s")
     bad = tmp_path / "s" / "2"
     bad.mkdir()
@@ -116,7 +125,7 @@ def test_a_bad_results_json_is_one_message_and_the_rest_is_reported(tmp_path, co
     assert f"- `2`: **unreadable**: results.json {phrase}" in report and "**optim=adam** won" in report
 
 
-def test_only_bad_results_is_an_error_naming_each_file(tmp_path):
+def test_only_bad_results_is_an_error_naming_each_file(report_cli, tmp_path):
     for name, content in (("a", "[]"), ("b", "{")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(content)
@@ -125,7 +134,7 @@ def test_only_bad_results_is_an_error_naming_each_file(tmp_path):
     assert "no run could be read" in proc.stderr and "holds a list" in proc.stderr and "not valid JSON" in proc.stderr
 
 
-def test_failed_attempts_are_listed_below_a_completed_result_that_stays_untouched(tmp_path):
+def test_failed_attempts_are_listed_below_a_completed_result_that_stays_untouched(report_cli, tmp_path):
     root = two_arms(tmp_path / "s")
     attempts = root / "0" / "attempts"
     attempts.mkdir()
@@ -163,7 +172,7 @@ def test_a_run_with_only_failed_attempts_is_failed(tmp_path):
 
 
 # ---------------------------------------------------------------- several folders, --out, report.csv
-def test_several_folders_and_a_quoted_glob_into_out(tmp_path):
+def test_several_folders_and_a_quoted_glob_into_out(report_cli, tmp_path, monkeypatch):
     write_run(tmp_path / "multirun" / "day1" / "sgd", ["optim=sgd", "seed=0"], 0.80)
     write_run(tmp_path / "multirun" / "day1" / "sgd1", ["optim=sgd", "seed=1"], 0.82)
     write_run(tmp_path / "multirun" / "day2" / "adam", ["optim=adam", "seed=0"], 0.90)
@@ -176,7 +185,8 @@ def test_several_folders_and_a_quoted_glob_into_out(tmp_path):
     assert "# Report: day1, day2" in report and "--out" in report
     assert not (tmp_path / "multirun" / "day1" / "report.md").exists()
     # a quoted glob, the same folder twice (each run counted once), written into the current folder
-    proc = report_cli(str(tmp_path / "multirun" / "day*"), tmp_path / "multirun" / "day1", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    proc = report_cli(str(tmp_path / "multirun" / "day*"), tmp_path / "multirun" / "day1")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "report.md").read_text().count("| `optim=sgd` | 2 |") == 1
     assert (tmp_path / "report.csv").is_file()
@@ -185,7 +195,7 @@ def test_several_folders_and_a_quoted_glob_into_out(tmp_path):
     assert (tmp_path / "multirun" / "day2" / "report.md").is_file()
 
 
-def test_a_glob_that_matches_nothing_is_refused(tmp_path):
+def test_a_glob_that_matches_nothing_is_refused(report_cli, tmp_path):
     with pytest.raises(ReportError, match="nothing matches"):
         make_report([str(tmp_path / "nope*")], figures=False)
     proc = report_cli(str(tmp_path / "nope*"))
