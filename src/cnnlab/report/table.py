@@ -93,7 +93,7 @@ def _marks(config: Configuration, mixed: bool) -> str:
     marks = ""
     if mixed and any(r.get("test_split") == "val" for r in results):
         marks += " " + VAL_AS_TEST
-    if any(r.get("val_from_test") for r in results):
+    if any(r.get("val_from_test") is True for r in results):
         marks += " " + SELECTED_ON_TEST
     return marks
 
@@ -101,6 +101,8 @@ def _marks(config: Configuration, mixed: bool) -> str:
 def _header(title: str, metric: str, configs: List[Configuration]) -> str:
     if metric == "best_epoch":
         found = monitors(configs)
+        if not found:
+            return title
         return f"{title} (by {found[0]})" if len(found) == 1 else f"{title} (by each run's monitor)"
     if metric in ("test_acc", "test_top5_acc") and test_split_is_val(configs) == "all":
         return title.replace("test ", "val-as-test ")
