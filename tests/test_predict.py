@@ -114,3 +114,56 @@ def test_clear_errors(trained, tmp_path, capsys, case, expected):
 def test_console_script_is_registered():
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
     assert scripts.get("cnnlab-predict") == "cnnlab.predict:main"
+
+
+# ---------------------------------------------------------------- the same pixels as training
+SIZE = 12
+
+
+def image_of_mode(mode: str, seed: int):
+    """50x37 noise (twice the size and more, so JPEG's reduced-scale decoding applies) in this mode."""
+    rgb = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (37, 50, 3), dtype=np.uint8))
+    if mode == "RGBA":
+        rgba = rgb.convert("RGBA")
+        rgba.putalpha(Image.fromarray(np.random.default_rng(seed + 1).integers(0, 256, (37, 50), dtype=np.uint8)))
+        return rgba
+    return rgb.convert(mode)
+
+
+FILES = {"rgb.jpg": "RGB", "gray.png": "L", "rgba.png": "RGBA", "palette.png": "P", "cmyk.jpg": "CMYK"}
+
+
+def folder_dataset(root, files):
+    """train/<one class per file>/ and the same files in val/, so each file is one known training image."""
+    for i, (name, mode) in enumerate(files.items()):
+        for part in ("train", "val"):
+            (root / part / f"c{i}").mkdir(parents=True)
+            image_of_mode(mode, i).save(root / part / f"c{i}" / name)
+    return root
+
+
+@pytest.mark.parametrize("files, channels", [(FILES, 3), ({"gray.png": "L", "gray2.png": "L"}, 1)])
+def test_predict_prepares_a_file_exactly_as_the_folder_loader_does(tmp_path, files, channels):
+    from cnnlab.config import DatasetConfig
+    from cnnlab.data.sources.folder import load_folder
+    from cnnlab.predict import load_image
+
+    root = folder_dataset(tmp_path / "imgs", files)
+    assert Image.open(root / "train" / "c0" / next(iter(files))).mode == next(iter(files.values()))
+    splits = load_folder(DatasetConfig(name="folder", path=str(root), image_size=SIZE), tmp_path / "data")
+    assert splits.train_x.shape == (len(files), channels, SIZE, SIZE)
+    for i, name in enumerate(files):
+        predicted = load_image(root / "train" / f"c{i}" / name, (channels, SIZE, SIZE))
+        assert predicted.dtype == torch.uint8
+        assert torch.equal(predicted, splits.train_x[i]), name
+
+
+def test_a_color_image_for_a_gray_model_is_converted_before_resizing(tmp_path):
+    from cnnlab.data.decode import decode_image
+    from cnnlab.predict import load_image
+
+    path = tmp_path / "rgb.png"
+    image_of_mode("RGB", 0).save(path)
+    gray = load_image(path, (1, SIZE, SIZE))
+    assert gray.shape == (1, SIZE, SIZE)
+    assert torch.equal(gray[0], torch.from_numpy(decode_image(path, SIZE, channels=1).copy()))

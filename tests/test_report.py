@@ -12,8 +12,10 @@ from conftest import run_cli
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def fake_run(folder, overrides, test_acc=None, status="completed", epochs=3, error=None, top5=True):
-    """A run folder as cnnlab leaves it: .hydra/overrides.yaml, and results.json unless unfinished."""
+def fake_run(folder, overrides, test_acc=None, status="completed", epochs=3, error=None, top5=True,
+             monitor="val/loss"):
+    """A run folder as cnnlab leaves it: .hydra/overrides.yaml, and results.json unless unfinished;
+    monitor=None writes one as cnnlab did before results.json recorded the monitor."""
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     if status == "unfinished":
@@ -33,6 +35,9 @@ def fake_run(folder, overrides, test_acc=None, status="completed", epochs=3, err
                    "seed": int(overrides[-1].split("=")[1]), "overrides": overrides, "history": history}
         if top5:
             results["test_top5_acc"] = 0.99
+        if monitor:  # every epoch improves both, so either monitor picks the last
+            results.update(monitor=monitor, max_val_acc=results["best_val_acc"], test_split="test",
+                           val_from_test=False)
     (folder / "results.json").write_text(json.dumps(results))
     return folder
 
@@ -69,12 +74,13 @@ def test_seeds_grouped_as_mean_std_with_count_and_failures_shown(sweep):
     report = make_report(sweep).read_text()
     rows, columns = table_rows(report), header(report)
     assert list(rows) == ["optim=adagrad", "optim=adam", "optim=rmsprop", "optim=sgd"]  # folder order
-    assert columns == ["runs", "params", "trainable", "best val acc (%)", "best epoch", "final train acc (%)",
+    assert columns == ["runs", "params", "trainable", "best val acc (%)", "best epoch (by val/loss)",
+                       "final train acc (%)",
                        "train−val gap (points)", "best val loss", "final val loss", "test acc (%)", "test top-5 (%)",
                        "train time (s)"]
     sgd = dict(zip(columns, rows["optim=sgd"]))
     assert sgd["runs"] == "3" and sgd["test acc (%)"] == "82.00 ± 2.00"
-    assert sgd["params"] == "1,234" and sgd["trainable"] == "1,000" and sgd["best epoch"] == "3"
+    assert sgd["params"] == "1,234" and sgd["trainable"] == "1,000" and sgd["best epoch (by val/loss)"] == "3"
     assert sgd["final train acc (%)"] == "85.00 ± 2.00" and sgd["best val acc (%)"] == "83.00 ± 2.00"
     assert sgd["train−val gap (points)"] == "+2.00 ± 0.00" and sgd["train time (s)"] == "10.0 ± 0.0"
     assert sgd["best val loss"] == "0.400 ± 0.000" and sgd["final val loss"] == "0.400 ± 0.000"
@@ -85,10 +91,14 @@ def test_seeds_grouped_as_mean_std_with_count_and_failures_shown(sweep):
     assert "`optim=adagrad,seed=0`: **unfinished**" in report
 
 
-def test_comparison_names_the_winner_the_margin_and_the_seed_spread(sweep):
+def test_comparison_names_the_winner_on_validation_with_a_t_test(sweep):
     report = make_report(sweep, figures=False).read_text()
-    assert ("**optim=adam** won with 96.00 ± 1.00% (n=3), 14.00 points ahead of optim=sgd "
-            "(82.00 ± 2.00% (n=3)); this exceeds the seed spread (3.00 points)") in report
+    # best val acc: adam 0.96, 0.97, 0.98 and sgd 0.81, 0.83, 0.85; Welch's df = 2.94...
+    assert ("Overall by best validation accuracy: **optim=adam** won. optim=adam beats optim=sgd by 14.00 points, "
+            "95% CI 9.84 to 18.16, p = 0.002 (a single comparison, so no correction): significant at 0.05. "
+            "Best validation accuracy 97.00 ± 1.00% (n=3) vs 83.00 ± 2.00% (n=3); "
+            "test accuracy 96.00 ± 1.00% vs 82.00 ± 2.00%.") in report
+    assert "seed spread" not in report and "overlap" not in report
 
 
 def test_validation_loss_that_turns_up_shows_as_final_above_best(tmp_path):
@@ -108,23 +118,32 @@ def test_each_arm_is_set_against_the_baseline(tmp_path):
         for seed, acc in enumerate(accs):
             fake_run(root / f"{variant},{seed}", [f"variant={variant}", f"seed={seed}"], acc)
     report = make_report(root, figures=False).read_text()
-    assert ("variant=l2 against baseline: +5.00 points (76.00 ± 1.41% (n=2) vs 71.00 ± 1.41% (n=2)), "
-            "beyond the seed spread (2.83 points); final validation loss 0.400 vs 0.400.") in report
-    assert "variant=dropout against baseline: +0.50 points" in report and "within the seed spread" in report
-    assert "baseline against" not in report
+    # three distinct pairs: l2-baseline, dropout-baseline, and the winner l2 against the runner-up dropout
+    assert ("Against the reference variant=baseline: variant=l2 beats variant=baseline by 5.00 points, 95% CI "
+            in report and "after Holm correction over 3 comparisons" in report)
+    assert "Against the reference variant=baseline: variant=dropout beats variant=baseline by 0.50 points" in report
+    assert "Against the reference variant=baseline: variant=baseline" not in report
 
 
-def test_no_baseline_lines_without_a_baseline_arm(sweep):
-    assert " against " not in make_report(sweep, figures=False).read_text()
+def test_without_a_baseline_arm_the_first_configuration_is_the_reference(tmp_path):
+    root = tmp_path / "optims"
+    for job, (optim, accs) in enumerate((("sgd", [0.80, 0.82]), ("adam", [0.90, 0.93]), ("rmsprop", [0.85, 0.86]))):
+        for seed, acc in enumerate(accs):  # the folders sort in the order the sweep ran them
+            fake_run(root / f"{job},optim={optim},seed={seed}", [f"optim={optim}", f"seed={seed}"], acc)
+    report = make_report(root, figures=False).read_text()
+    assert "Against the reference optim=sgd: optim=adam beats optim=sgd" in report
+    assert "Against the reference optim=sgd: optim=rmsprop beats optim=sgd" in report
+    assert "Against the reference optim=adam" not in report
 
 
-def test_a_difference_inside_the_seed_spread_is_called_so(tmp_path):
+def test_a_difference_within_the_noise_is_not_significant_and_says_what_would_be(tmp_path):
     root = tmp_path / "close"
     for name, accs in (("0", [0.90, 0.94]), ("0.5", [0.91, 0.95])):
         for seed, acc in enumerate(accs):
             fake_run(root / f"d={name},s={seed}", [f"model.dropout={name}", f"seed={seed}"], acc)
     report = make_report(root, figures=False).read_text()
-    assert "**model.dropout=0.5** won" in report and "within the seed spread" in report
+    assert "**model.dropout=0.5** won" in report and "not significant at 0.05" in report
+    assert "a true difference of 1.00 points would need about " in report and "seeds per arm" in report
 
 
 def test_two_swept_keys_compare_each_key_with_the_other_fixed(tmp_path):
@@ -135,10 +154,13 @@ def test_two_swept_keys_compare_each_key_with_the_other_fixed(tmp_path):
                  [f"optim={optim}", f"model.dropout={dropout}", "seed=0"], acc)
     report = make_report(root, figures=False).read_text()
     assert "`optim=adam,model.dropout=0`" in report
-    assert "optim (with model.dropout=0): **adam** beat sgd, 95.00% (n=1) vs 80.00% (n=1), 15.00 points" in report
-    assert "model.dropout (with optim=sgd): **0.5** beat 0" in report
-    assert "model.dropout (with optim=adam): **0** beat 0.5" in report
-    assert "seed spread is unknown" in report
+    assert ("optim (with model.dropout=0): adam beats sgd by 15.00 points; one run each, so no test is possible "
+            "(sweep seed=0,1,2 to test it). Best validation accuracy 96.00% (n=1) vs 81.00% (n=1); "
+            "test accuracy 95.00% vs 80.00%.") in report
+    assert "model.dropout (with optim=sgd): 0.5 beats 0" in report
+    assert "model.dropout (with optim=adam): 0 beats 0.5" in report
+    assert "Against the reference" not in report  # a grid without a baseline arm
+    assert "one run each, so no test is possible" in report
 
 
 def test_figures_are_written_and_linked(sweep):
@@ -237,6 +259,7 @@ def test_report_on_a_real_sweep(tmp_path):
     rows = table_rows(report)
     assert set(rows) == {"optim=sgd", "optim=adam"} and all(r[0] == "1" for r in rows.values())
     params = json.loads((sweep / "optim=adam" / "results.json").read_text())["params"]
-    assert f"| {params:,} |" in report and "won with" in report
+    assert f"| {params:,} |" in report and "won." in report and "no test is possible" in report
+    assert (sweep / "report.csv").is_file()
     assert (sweep / "figures" / "val_curves.png").stat().st_size > 5000
     assert "optim=adam" in proc.stdout and "Wrote" in proc.stdout

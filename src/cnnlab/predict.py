@@ -3,9 +3,10 @@
     cnnlab-predict outputs/2026-11-23/15-02-11/checkpoints/best.pt seven.png cat.jpg --top 3
 
 The model is rebuilt from the config stored in the checkpoint and loaded with weights_only=True, so
-nothing in the file is executed. Each image is prepared as the training images were: converted to
-the checkpoint's channel count, scaled (keeping its aspect, center-cropped) to its height and width,
-and normalized with the training set's mean and std.
+nothing in the file is executed. Each image is prepared as the training images were: decoded,
+converted and resized by the function the folder source uses (cnnlab.data.decode: the checkpoint's
+channel count, scaled keeping its aspect and center-cropped to its height and width), and normalized
+with the training set's mean and std.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
@@ -57,8 +57,11 @@ def load_model(path: Path) -> Tuple[torch.nn.Module, dict]:
 
 
 def load_image(path: Path, shape: Sequence[int]) -> torch.Tensor:
-    """uint8 [C, H, W] as the training data was: channel count, size (aspect kept, center crop)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """uint8 [C, H, W] exactly as the folder source makes training images of this file: the same
+    decoding, conversion and resizing (cnnlab.data.decode), at the checkpoint's channels and size."""
+    from PIL import Image, UnidentifiedImageError
+
+    from cnnlab.data.decode import decode_image, to_channels_first
 
     channels, height, width = shape
     if not path.exists():
@@ -66,17 +69,11 @@ def load_image(path: Path, shape: Sequence[int]) -> torch.Tensor:
     if not path.is_file():
         raise CnnlabError(f"{path} is not a file; give image files (PNG, JPEG, ...).")
     try:
-        with Image.open(path) as image:
-            if image.mode.startswith("I;16"):  # 16-bit grayscale: keep the high byte, as the folder source does
-                image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
-            image = image.convert("L" if channels == 1 else "RGB")
-            image = ImageOps.fit(image, (width, height), Image.Resampling.BICUBIC)
-            array = np.asarray(image)
+        array = decode_image(path, (height, width), channels=1 if channels == 1 else None)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise CnnlabError(f"could not read {path} as an image ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:160] if str(exc) else 'no details'}).") from None
-    pixels = torch.from_numpy(array.copy())
-    return pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+    return torch.from_numpy(to_channels_first(array, channels).copy())
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -1,8 +1,12 @@
 """Find the runs under a folder: a sweep, a sweep of sweeps, or a single run.
 
-A run folder is one that holds results.json (finished or failed) or .hydra/ (started: a folder
-with .hydra/ but no results.json is a run that is still going or was killed). Runs are never
-dropped for having failed; the report shows them as such.
+A run folder is one that holds results.json (finished or failed), .hydra/ (started: a folder
+with .hydra/ but no results.json is a run that is still going or was killed) or attempts/ (the
+records of failed attempts, kept beside a completed results.json that they never replace). Runs are
+never dropped for having failed, and a results.json that cannot be read is reported, not fatal.
+
+Older runs lack some keys; `complete_results` fills them in as those runs meant them (before
+`trainer.monitor`, "best" was the epoch of highest validation accuracy).
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -24,6 +28,8 @@ class Run:
     results: Optional[dict]  # None for an unfinished run
     status: str  # completed | failed | interrupted | unfinished | unreadable
     error: Optional[str] = None
+    attempts: List["Attempt"] = field(default_factory=list)  # failed attempts, oldest first
+    legacy: bool = False  # written before results.json recorded `monitor`
     order: tuple = ()  # (sweep folder, job number, name): the order the sweep ran them in
     _config: Optional[dict] = field(default=None, repr=False)
 
@@ -54,8 +60,21 @@ class Run:
         return self._config
 
 
+@dataclass
+class Attempt:
+    """One attempts/*.json record: a failed or interrupted attempt in a run folder."""
+    path: Path
+    status: str
+    error: Optional[str]
+    overrides: List[str]
+    finished_at: str
+
+
+ATTEMPTS_DIR = "attempts"
+
+
 def is_run_folder(path: Path) -> bool:
-    return (path / RESULTS_FILE).is_file() or (path / ".hydra").is_dir()
+    return (path / RESULTS_FILE).is_file() or (path / ".hydra").is_dir() or (path / ATTEMPTS_DIR).is_dir()
 
 
 def find_runs(root: Path) -> List[Run]:
@@ -77,25 +96,96 @@ def find_runs(root: Path) -> List[Run]:
 def read_run(path: Path) -> Run:
     results, status, error = None, "unfinished", None
     results_file = path / RESULTS_FILE
+    attempts = read_attempts(path)
     if results_file.is_file():
-        try:
-            results = json.loads(results_file.read_text())
+        results, error = read_json_object(results_file)
+        if results is None:
+            status = "unreadable"
+        else:
             status = str(results.get("status", "completed"))
             error = results.get("error")
-        except (OSError, ValueError) as exc:
-            status, error = "unreadable", f"{RESULTS_FILE} could not be read: {exc}"
+            error = None if error is None else str(error)
+    elif attempts:  # only failed attempts so far: the latest says what became of the run
+        status, error = attempts[-1].status, attempts[-1].error
     elif (path / "checkpoints" / "last.pt").is_file():
         error = "no results.json yet: still running, or stopped after a checkpoint (resume=true continues it)"
     else:
         error = "no results.json: still running, or stopped before the first epoch ended"
+    legacy = results is not None and status == "completed" and "monitor" not in results
+    if results is not None:
+        results = complete_results(results)
     listed = (results or {}).get("overrides")
-    if listed is None:
-        listed = _read_yaml(path / ".hydra" / "overrides.yaml") or []
+    if not isinstance(listed, list):
+        listed = _read_yaml(path / ".hydra" / "overrides.yaml")
+    if not isinstance(listed, list) and attempts:
+        listed = attempts[-1].overrides
+    if not isinstance(listed, list):
+        listed = []
     hydra = _read_yaml(path / ".hydra" / "hydra.yaml") or {}
     job_num = ((hydra.get("hydra") or {}).get("job") or {}).get("num")
     order = (str(path.parent), job_num if isinstance(job_num, int) else -1, path.name)
     return Run(path=path, overrides=parse_overrides(listed), results=results, status=status,
-               error=error, order=order)
+               error=error, attempts=attempts, legacy=legacy, order=order)
+
+
+def read_json_object(path: Path) -> Tuple[Optional[dict], Optional[str]]:
+    """(the object, None), or (None, what is wrong with the file, in words)."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        return None, f"{path.name} could not be read ({exc.strerror or exc}); check its permissions"
+    except UnicodeDecodeError:
+        return None, f"{path.name} is not text, so not a file cnnlab wrote; remove it or restore it from a backup"
+    except ValueError as exc:  # json.JSONDecodeError
+        return None, (f"{path.name} is not valid JSON ({exc}); it was cut short or edited by hand: restore it, "
+                      "or remove it to report the run as unfinished")
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+                type(None): "null"}.get(type(data), type(data).__name__)
+        return None, (f"{path.name} holds {kind}, where cnnlab writes an object of named metrics; it was not "
+                      "written by cnnlab or was edited: restore it, or remove it to report the run as unfinished")
+    return data, None
+
+
+def read_attempts(path: Path) -> List[Attempt]:
+    """attempts/*.json, oldest first; a record that cannot be read is listed as such."""
+    folder = path / ATTEMPTS_DIR
+    if not folder.is_dir():
+        return []
+    attempts = []
+    for file in sorted(folder.glob("*.json")):
+        data, problem = read_json_object(file)
+        if data is None:
+            attempts.append(Attempt(file, "unreadable", problem, [], ""))
+            continue
+        overrides = data.get("overrides")
+        attempts.append(Attempt(file, str(data.get("status", "failed")),
+                                None if data.get("error") is None else str(data["error"]),
+                                [str(o) for o in overrides] if isinstance(overrides, list) else [],
+                                str(data.get("finished_at") or "")))
+    return sorted(attempts, key=lambda a: (a.finished_at, a.path.name))
+
+
+def complete_results(results: dict) -> dict:
+    """A copy with the keys newer runs record filled in for older ones, as those runs meant them."""
+    results = dict(results)
+    history = results.get("history")
+    history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    results["history"] = history
+    if "monitor" not in results and results.get("status", "completed") == "completed":
+        # before trainer.monitor, best_epoch was the epoch of highest val/acc and best_val_loss the lowest
+        # val/loss of any epoch: take the loss of the best epoch itself, where the history has it
+        results["monitor"] = "val/acc"
+        at_best = [h for h in history if h.get("epoch") == results.get("best_epoch")]
+        if at_best and "val/loss" in at_best[0]:
+            results["best_val_loss"] = at_best[0]["val/loss"]
+        results.setdefault("max_val_acc", results.get("best_val_acc"))
+    if "max_val_acc" not in results:
+        accs = [h["val/acc"] for h in history if isinstance(h.get("val/acc"), (int, float))]
+        results["max_val_acc"] = max(accs) if accs else None
+    results.setdefault("test_split", "test")
+    results.setdefault("val_from_test", False)
+    return results
 
 
 def parse_overrides(items: List[str]) -> Dict[str, str]:

@@ -48,8 +48,8 @@ def mean_curve(config: Configuration, key: str) -> Tuple[List[int], List[float],
     by_epoch: Dict[int, List[float]] = {}
     for run in config.completed:
         for row in (run.results or {}).get("history") or []:
-            value = row.get(key)
-            if isinstance(value, (int, float)) and math.isfinite(value):
+            value, epoch = row.get(key), row.get("epoch")
+            if isinstance(value, (int, float)) and math.isfinite(value) and isinstance(epoch, int):
                 by_epoch.setdefault(int(row["epoch"]), []).append(float(value))
     epochs = sorted(by_epoch)
     means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]

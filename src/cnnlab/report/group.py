@@ -44,8 +44,12 @@ class Configuration:
     def not_completed(self) -> List[Run]:
         return [r for r in self.runs if not r.completed]
 
+    def values(self, metric: str) -> List[float]:
+        """The metric of each completed run that has it, in run order."""
+        return [v for v in (run_metric(r, metric) for r in self.completed) if v is not None]
+
     def stat(self, metric: str) -> Optional[Stat]:
-        values = [v for v in (run_metric(r, metric) for r in self.completed) if v is not None]
+        values = self.values(metric)
         if not values:
             return None
         std = statistics.stdev(values) if len(values) > 1 else None

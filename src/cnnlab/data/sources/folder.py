@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from cnnlab.config import DatasetConfig
+from cnnlab.data.decode import decode_image  # shared with cnnlab-predict: both see the same pixels
 from cnnlab.data.splits import Splits
 from cnnlab.errors import DataError
 
@@ -161,21 +162,6 @@ def _hold_out(folder: Path, files: Files, fraction: float) -> tuple[Files, Files
 
 
 # ---------------------------------------------------------------- decoding
-def decode_image(path: Path, size: int) -> np.ndarray:
-    """size x size (grayscale) or size x size x 3 (color) uint8; raises on files PIL cannot read."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as image:
-        image.draft(None, (size, size))  # JPEG: decode at 1/2..1/8 scale when that still covers `size`
-        if image.mode.startswith("I;16"):  # 16-bit grayscale: keep the high byte (convert("L") would clip)
-            image = Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
-        elif image.mode in ("1", "L", "LA", "La", "I", "F"):
-            image = image.convert("L")
-        else:  # RGB, RGBA, palette, CMYK, YCbCr, ...
-            image = image.convert("RGB")
-        return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC))
-
-
 def _try_decode(path: Path, size: int) -> Union[np.ndarray, str]:
     try:
         return decode_image(path, size)
