@@ -29,6 +29,7 @@ from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
+from cnnlab.train.runtime import set_tf32, use_tf32
 
 log = logging.getLogger("cnnlab")
 
@@ -45,8 +46,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     set_determinism(cfg.trainer.deterministic, device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        set_tf32(use_tf32(cfg.trainer.tf32, cfg.trainer.precision))
 
     channels_last = use_channels_last(cfg.trainer.channels_last, cfg.model.family)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
