@@ -60,6 +60,7 @@ def make_config(a: argparse.Namespace) -> RootConfig:
     for group, name in (("dataset", a.dataset), ("model", a.model), ("optim", a.optim)):
         cfg[group] = OmegaConf.merge(cfg[group], OmegaConf.load(conf / group / f"{name}.yaml"))
     cfg.dataset.batch_size, cfg.dataset.val_split, cfg.dataset.train_size = a.batch, 0.0, a.n
+    cfg.dataset.val_from_test = True  # all of train for training; these loops never validate or choose
     cfg.dataset.shape = list(a.shape)
     cfg.dataset.num_samples = a.n or 10000
     cfg.optim.lr = a.lr

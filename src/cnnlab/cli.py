@@ -21,6 +21,7 @@ from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
 from cnnlab.override_keys import unknown_key_message
+from cnnlab.results import objective_value
 
 log = logging.getLogger("cnnlab")
 
@@ -51,7 +52,7 @@ def _hydra_main(cfg: DictConfig):
             settings.resume = True  # a requeued SLURM job continues from checkpoints/last.pt in its folder
         from cnnlab.run import run_job  # torch and friends load only once the config is known good
         results = run_job(settings, run_dir, overrides)
-        return results.get("best_val_acc")
+        return objective_value(results)  # trainer.monitor at the best epoch: what Optuna optimizes
     except CnnlabError as exc:
         status = getattr(exc, "status", "failed")
         print(f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}", file=sys.stderr, flush=True)

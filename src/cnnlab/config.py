@@ -33,6 +33,7 @@ class DatasetConfig:
     batch_size: int = 64  # training batch
     eval_batch_size: Optional[int] = None  # validation/test batch (default: 4x batch_size)
     val_split: float = 0.1  # part of train held out when the set has no validation split
+    val_from_test: bool = False  # val_split=0 and no validation split: validate on test (refused unless true)
     train_size: Optional[int] = None  # use only the first N training images
     classes: Optional[List[int]] = None  # keep only these class indices, relabelled 0..k-1 (null = all)
     path: Optional[str] = None  # folder: one subfolder per class, or train/ and val/
@@ -122,15 +123,17 @@ class LossConfig:
 @dataclass
 class EarlyStoppingConfig:
     patience: Optional[int] = None  # epochs without improvement before stopping (null = off)
-    monitor: str = "val/loss"  # val/loss | val/acc
+    monitor: Optional[str] = None  # alias of trainer.monitor (null = use trainer.monitor)
     min_delta: float = 0.0
 
 
 @dataclass
 class TrainerConfig:
     max_epochs: int = 10
+    monitor: str = "val/loss"  # val/loss | val/acc: picks best.pt, best_epoch, early stopping, the objective
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32) | fp32 | bf16 | fp16
+    tf32: Optional[bool] = None  # TF32 matmuls/convolutions on CUDA (null = only for precision=auto)
     compile: bool = False  # torch.compile the model
     channels_last: str = "auto"  # auto (every family but mlp) | true | false
     deterministic: bool = False  # torch.use_deterministic_algorithms
@@ -163,6 +166,21 @@ class RootConfig:
     data_dir: Optional[str] = None  # where datasets are looked for (default: $CNNLAB_DATA or cache)
     resume: bool = False
     experiment: Optional[str] = None  # set by presets in conf/experiment/
+
+
+MONITORS = ("val/loss", "val/acc")
+
+
+def _resolve_monitor(t: TrainerConfig) -> str:
+    """trainer.early_stopping.monitor is an alias: set, it wins over trainer.monitor's default."""
+    alias = t.early_stopping.monitor
+    if alias is None or alias == t.monitor:
+        return t.monitor
+    if t.monitor != TrainerConfig.monitor:
+        raise ConfigError(f"trainer.monitor={t.monitor} and trainer.early_stopping.monitor={alias} disagree: one "
+                          "metric picks best.pt, best_epoch and when early stopping stops. Set trainer.monitor "
+                          "only (trainer.early_stopping.monitor is its older alias).")
+    return alias
 
 
 def default_data_dir() -> Path:
@@ -263,8 +281,10 @@ def _check_ranges(s: RootConfig) -> None:
     es = t.early_stopping
     _require(es.patience is None or es.patience >= 0, "trainer.early_stopping.patience",
              "null (off) or an integer >= 0", es.patience)
-    _require(es.monitor in ("val/loss", "val/acc"), "trainer.early_stopping.monitor",
-             "val/loss or val/acc", es.monitor)
+    _require(t.monitor in MONITORS, "trainer.monitor", "val/loss or val/acc", t.monitor)
+    _require(es.monitor is None or es.monitor in MONITORS, "trainer.early_stopping.monitor",
+             "null (use trainer.monitor), val/loss or val/acc", es.monitor)
+    t.monitor = _resolve_monitor(t)
     _require(t.precision in ("auto", "fp32", "bf16", "fp16"), "trainer.precision",
              "auto, fp32, bf16 or fp16", t.precision)
     _require(str(t.channels_last).lower() in ("auto", "true", "false"), "trainer.channels_last",

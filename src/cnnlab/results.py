@@ -5,6 +5,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import List
 
 from cnnlab.errors import TrainingError, write_failure
 
@@ -27,6 +28,28 @@ def write_results(run_dir: Path, results: dict) -> Path:
 
 def read_results(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
+
+
+def best_summary(history: List[dict], monitor: str, best_epoch: int) -> dict:
+    """The best epoch is the one trainer.monitor picked (best.pt holds it); best_val_* are both from it.
+
+    max_val_acc and min_val_loss are the extremes over all epochs, which may come from other epochs."""
+    row = next((r for r in history if r["epoch"] == best_epoch), None)
+    return {
+        "monitor": monitor,
+        "best_epoch": row["epoch"] if row else None,
+        "best_val_loss": row["val/loss"] if row else None,
+        "best_val_acc": row["val/acc"] if row else None,
+        "max_val_acc": max(r["val/acc"] for r in history) if history else None,
+        "min_val_loss": min(r["val/loss"] for r in history) if history else None,
+    }
+
+
+def objective_value(results: dict) -> float:
+    """What a sweeper optimizes: the monitored metric at the best epoch (NaN where no epoch ran, which
+    Optuna records as a failed trial). Minimize it for val/loss, maximize it for val/acc."""
+    value = results.get("best_val_loss" if results.get("monitor", "val/loss") == "val/loss" else "best_val_acc")
+    return math.nan if value is None else float(value)
 
 
 def _json_safe(value):

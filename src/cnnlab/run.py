@@ -19,7 +19,7 @@ from cnnlab.finetune import apply_finetune
 from cnnlab.models import build_model
 from cnnlab.models.summary import count_params, summarize
 from cnnlab.optim import build_optimizer, build_schedule
-from cnnlab.results import write_results
+from cnnlab.results import best_summary, write_results
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
@@ -29,6 +29,7 @@ from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
+from cnnlab.train.runtime import set_tf32, use_tf32
 
 log = logging.getLogger("cnnlab")
 
@@ -45,8 +46,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     set_determinism(cfg.trainer.deterministic, device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        set_tf32(use_tf32(cfg.trainer.tf32, cfg.trainer.precision))
 
     channels_last = use_channels_last(cfg.trainer.channels_last, cfg.model.family)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -63,6 +63,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
              f"{len(data.val.x):,} val / {len(data.test.x):,} test images of "
              f"{'x'.join(map(str, data.shape))}, {data.num_classes} classes), {cfg.optim.name} "
              f"lr {cfg.optim.lr:g}, {device.type}, run folder {run_dir}")
+    for caveat in data.caveats():  # validation or "test" figures that are not what their name says
+        log.warning(caveat)
     if cfg.trainer.summary:
         log.info(summarize(model, data.shape, device, title=cfg.model.name))
 
@@ -73,7 +75,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     optimizer = build_optimizer(cfg.optim, model.parameters())
     schedule = build_schedule(cfg.sched, optimizer, cfg.trainer.max_epochs, len(data.train))
     objective = Objective(cfg.loss, model)
-    tracker = BestTracker(cfg.trainer.early_stopping.monitor, cfg.trainer.early_stopping.patience,
+    tracker = BestTracker(cfg.trainer.monitor, cfg.trainer.early_stopping.patience,
                           cfg.trainer.early_stopping.min_delta)
     state = FitState()
     train_model = ddp.wrap(model) if ddp is not None else model
@@ -114,7 +116,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
 
         top5 = data.num_classes > 5
         test = evaluate(model, data.test, objective, device, amp_dtype, top5)
-        results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start)
+        results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start, tracker, data)
         if not lead:
             return results
         write_results(run_dir, results)
@@ -130,16 +132,14 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
 
 
 def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable: int,
-             overrides: List[str], wall_start: float) -> dict:
+             overrides: List[str], wall_start: float, tracker: BestTracker, data: DataBundle) -> dict:
     history = state.history
-    best = max(history, key=lambda r: r["val/acc"]) if history else None
     last = history[-1] if history else {}
     results = {
         "status": "completed",
         "test_acc": test["acc"], "test_loss": test["loss"],
-        "best_val_acc": best["val/acc"] if best else None,
-        "best_val_loss": min(r["val/loss"] for r in history) if history else None,
-        "best_epoch": best["epoch"] if best else None,
+        **best_summary(history, cfg.trainer.monitor, tracker.best_epoch),  # trainer.monitor's best epoch
+        "test_split": data.test_split, "val_from_test": data.val_from_test,  # where test_*/val figures come from
         "epochs": state.epoch, "stopped_early": state.stopped_early,
         "final_train_acc": last.get("train/acc"), "final_train_loss": last.get("train/loss"),
         "final_val_acc": last.get("val/acc"), "final_val_loss": last.get("val/loss"),
@@ -157,11 +157,19 @@ def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable
 
 
 def _closing_line(results: dict, run_dir: Path) -> str:
-    line = f"Test accuracy {results['test_acc']:.2%} (loss {results['test_loss']:.4f})"
+    on_val = results.get("test_split", "test") != "test"
+    line = f"{'Validation' if on_val else 'Test'} accuracy {results['test_acc']:.2%} (loss {results['test_loss']:.4f})"
     if "test_top5_acc" in results:
         line += f", top-5 {results['test_top5_acc']:.2%}"
+    if on_val:
+        line += " (no test split: results.json's test_* figures are these validation figures)"
     if results["best_epoch"] is not None:
-        line += f"; best val_acc {results['best_val_acc']:.2%} at epoch {results['best_epoch']}"
+        loss, acc = f"{results['best_val_loss']:.4f}", f"{results['best_val_acc']:.2%}"
+        line += (f"; best val/loss {loss} at epoch {results['best_epoch']} (val_acc {acc})"
+                 if results["monitor"] == "val/loss"
+                 else f"; best val/acc {acc} at epoch {results['best_epoch']} (val_loss {loss})")
+    if results.get("val_from_test"):
+        line += "; validated on the test split (dataset.val_from_test=true): the best epoch was chosen on test images"
     return line + f"; {results['train_seconds']:.1f}s of training. Results in {run_dir / 'results.json'}"
 
 

@@ -23,10 +23,25 @@ class DataBundle:
     shape: tuple  # (C, H, W)
     mean: List[float]
     std: List[float]
+    test_split: str = "test"  # where the "test" figures come from: "val" for a folder without test/
+    val_from_test: bool = False  # dataset.val_from_test=true was needed: validation images are the test images
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def caveats(self) -> List[str]:
+        """Warnings a run prints at start, so nobody mistakes these figures for held-out ones."""
+        notes = []
+        if self.val_from_test:
+            notes.append("validating on the test split (dataset.val_from_test=true): best.pt, best_epoch, early "
+                         "stopping and the sweep objective are chosen on the test images, so the test figures "
+                         "are not held out. results.json records val_from_test: true.")
+        if self.test_split != "test":
+            notes.append(f"the dataset has no test split (a folder without test/): the \"test\" figures are "
+                         f"measured on the {self.test_split} images, the same ones that pick the best epoch. "
+                         f"results.json records test_split: {self.test_split}.")
+        return notes
 
 
 def load_splits(cfg: DatasetConfig, data_dir: Path) -> Splits:
@@ -34,7 +49,7 @@ def load_splits(cfg: DatasetConfig, data_dir: Path) -> Splits:
     check_splits(splits, cfg.name)
     if cfg.classes is not None:
         splits = select_classes(splits, list(cfg.classes))
-    return carve_validation(splits, cfg.val_split, cfg.train_size)
+    return carve_validation(splits, cfg.val_split, cfg.train_size, val_from_test=cfg.val_from_test, name=cfg.name)
 
 
 def build_data(cfg: DatasetConfig, data_dir: Path, device: torch.device, generator: torch.Generator,
@@ -63,4 +78,5 @@ def build_data(cfg: DatasetConfig, data_dir: Path, device: torch.device, generat
     val = DeviceLoader(val_x, put(splits.val_y), eval_batch, **common)
     test = DeviceLoader(test_x, put(splits.test_y), eval_batch, **common)
     return DataBundle(train=train, val=val, test=test, classes=splits.classes, shape=tuple(train_x.shape[1:]),
-                      mean=mean, std=std)
+                      mean=mean, std=std, test_split=splits.test_split,
+                      val_from_test=splits.val_from_test)

@@ -18,6 +18,8 @@ class Splits:
     classes: List[str]
     val_x: Optional[torch.Tensor] = None  # None: carved out of train by `carve_validation`
     val_y: Optional[torch.Tensor] = None
+    test_split: str = "test"  # the split test_x really is: "val" where a folder has val/ but no test/
+    val_from_test: bool = False  # set by `carve_validation` when validation borrows the test split
 
     @property
     def shape(self) -> tuple:
@@ -43,8 +45,12 @@ def check_splits(s: Splits, name: str) -> None:
         raise DataError(f"dataset '{name}' has no training images.")
 
 
-def carve_validation(s: Splits, val_split: float, train_size: Optional[int], split_seed: int = 0) -> Splits:
+def carve_validation(s: Splits, val_split: float, train_size: Optional[int], split_seed: int = 0,
+                     val_from_test: bool = False, name: Optional[str] = None) -> Splits:
     """Hold out `val_split` of train when the set has no validation split, then keep `train_size`.
+
+    Validating on the test split would make the test set choose best.pt and the early-stopping epoch,
+    so val_split=0 without a validation split is refused unless `val_from_test` says it is meant.
 
     The hold-out uses a fixed generator so every seed of a sweep sees the same validation images;
     `train_size` keeps the first N of what remains (the seeds' overfitting runs use ~110).
@@ -60,9 +66,17 @@ def carve_validation(s: Splits, val_split: float, train_size: Optional[int], spl
         train_x, train_y = train_x[train_idx], train_y[train_idx]
     if train_size is not None:
         train_x, train_y = train_x[:train_size], train_y[:train_size]
-    if val_x is None:  # val_split=0 and no split of its own: validate on test
+    borrowed = val_x is None  # val_split=0 and no validation split of its own
+    if borrowed and not val_from_test:
+        dataset = f"dataset '{name}'" if name else "this dataset"
+        raise DataError(f"{dataset} has no validation split and dataset.val_split=0, so validation would use the "
+                        "test images: best.pt, the best epoch, early stopping and a sweep's objective would all be "
+                        "chosen on the test set. Hold out part of train with dataset.val_split=0.1 (or any fraction "
+                        "in (0, 1)), or add dataset.val_from_test=true to validate on test knowingly; every output "
+                        "then says so.")
+    if borrowed:
         val_x, val_y = s.test_x, s.test_y
-    return replace(s, train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y)
+    return replace(s, train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, val_from_test=borrowed)
 
 
 def channel_stats(x: torch.Tensor, max_images: int = 10000) -> tuple[list[float], list[float]]:

@@ -113,11 +113,22 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
             state.stopped_early = True
             log.info(f"Early stopping: {tracker.monitor} has not improved for {tracker.bad_epochs} epochs; "
                      f"restoring the weights of epoch {tracker.best_epoch}.")
-            if best_weights is None:  # the best epoch came before a resume: its weights are in best.pt
-                best_weights = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")["model"]
-            ctx.raw_model.load_state_dict(best_weights)
             break
+    if cfg.trainer.early_stopping.patience is not None:
+        _restore_best(ctx, state, tracker, best_weights)
     return state
+
+
+def _restore_best(ctx: FitContext, state: FitState, tracker: BestTracker, best_weights: Optional[dict]) -> None:
+    """With early stopping on, the final model is the monitored best epoch's, also when max_epochs ends
+    the run first: the test figures then come from the weights best.pt holds."""
+    if not tracker.best_epoch or tracker.best_epoch == state.epoch:
+        return
+    if not state.stopped_early:
+        log.info(f"Restoring the weights of epoch {tracker.best_epoch}, the best {tracker.monitor}.")
+    if best_weights is None:  # the best epoch came before a resume: its weights are in best.pt
+        best_weights = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")["model"]
+    ctx.raw_model.load_state_dict(best_weights)
 
 
 def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:

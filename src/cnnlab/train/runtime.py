@@ -55,6 +55,20 @@ def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def use_tf32(setting: Optional[bool], precision: str) -> bool:
+    """TF32 rounds fp32 matmul and convolution inputs to 10 mantissa bits on Ampere and later GPUs:
+    part of `auto`'s speed, but not what precision=fp32 promises, so there only with trainer.tf32=true."""
+    if setting is None:
+        return precision == "auto"
+    return bool(setting)
+
+
+def set_tf32(enabled: bool) -> None:
+    # Process-wide flags: set both ways, so a sweep's next job never inherits the last job's choice.
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:
     if dtype is None:
         return nullcontext()

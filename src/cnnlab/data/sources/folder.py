@@ -74,7 +74,8 @@ def load_folder(cfg: DatasetConfig, data_dir: Path) -> Splits:
     val = parts.get("val")
     test = val if listing.test_is_val else parts["test"]
     return Splits(train_x=parts["train"]["x"], train_y=parts["train"]["y"], test_x=test["x"], test_y=test["y"],
-                  val_x=val["x"] if val else None, val_y=val["y"] if val else None, classes=listing.classes)
+                  val_x=val["x"] if val else None, val_y=val["y"] if val else None, classes=listing.classes,
+                  test_split="val" if listing.test_is_val else "test")
 
 
 # ---------------------------------------------------------------- listing the files
