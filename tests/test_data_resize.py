@@ -63,10 +63,10 @@ def test_build_data_resizes_every_split_once(tmp_path):
     from cnnlab.config import DatasetConfig
     from cnnlab.data import build_data
 
-    cfg = DatasetConfig(name="digits", image_size=20, val_split=0.0, train_size=50)
+    cfg = DatasetConfig(name="digits", image_size=20, val_split=0.0, val_from_test=True, train_size=50)
     bundle = build_data(cfg, tmp_path, torch.device("cpu"), torch.Generator().manual_seed(0))
     assert bundle.shape == (1, 20, 20)
     assert bundle.train.x.shape == (50, 1, 20, 20) and bundle.test.x.shape == (360, 1, 20, 20)
-    assert bundle.val.x is bundle.test.x  # val_split=0 validates on test: one tensor, resized once
+    assert bundle.val.x is bundle.test.x  # val_from_test: one tensor, resized once
     xb, _ = next(iter(bundle.train))
     assert xb.shape[1:] == (1, 20, 20)

@@ -78,8 +78,9 @@ def load_archive(cfg: DatasetConfig, data_dir: Path, archive: Archive) -> Splits
     held_x, held_y = (splits.val_x, splits.val_y) if splits.val_x is not None else (splits.test_x, splits.test_y)
     val_x, val_y, test_x, test_y = _hold_out_test(held_x, held_y)
     order = _interleaved(splits.train_y)
+    # the held-out half is a real test split: no choice ever sees it, so its figures are test figures
     return replace(splits, train_x=splits.train_x[order], train_y=splits.train_y[order], val_x=val_x, val_y=val_y,
-                   test_x=test_x, test_y=test_y)
+                   test_x=test_x, test_y=test_y, test_split="test")
 
 
 # ---------------------------------------------------------------- download, verify, unpack
