@@ -87,6 +87,10 @@ def run_composed(overrides: List[str], task: Callable[[Any, Path, List[str]], di
     if problem:
         raise ConfigError(problem)
 
+    from cnnlab.train.sanity import hydra_overrides
+
+    overrides = list(overrides) + hydra_overrides(overrides)  # as the command line adds them
+
     def job(cfg) -> dict:
         from hydra.core.hydra_config import HydraConfig
 

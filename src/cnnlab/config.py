@@ -140,6 +140,8 @@ class TrainerConfig:
     sync_every: int = 50  # steps between reads of the running loss for the progress bar
     num_threads: Optional[int] = None  # CPU threads (default: PyTorch's choice)
     checkpoint_every_steps: int = 0  # also write last.pt every N steps mid-epoch (0 = epoch ends only)
+    fast_dev_run: bool = False  # one batch of train, val and test, end to end; writes no files
+    overfit_batches: int = 0  # train on the same N batches every epoch (0 = off): a sane setup reaches ~100%
 
 
 @dataclass
@@ -273,6 +275,10 @@ def _check_ranges(s: RootConfig) -> None:
              "a positive integer or null", t.num_threads)
     _require(t.checkpoint_every_steps >= 0, "trainer.checkpoint_every_steps", "an integer >= 0 (0 = off)",
              t.checkpoint_every_steps)
+    _require(t.overfit_batches >= 0, "trainer.overfit_batches", "an integer >= 0 (0 = off)", t.overfit_batches)
+    if t.fast_dev_run and s.resume:
+        raise ConfigError("trainer.fast_dev_run=true writes nothing and reads no checkpoint, so it cannot "
+                          "resume: drop resume=true (or trainer.fast_dev_run).")
 
     dev = s.device
     _require(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:") and dev[5:].isdigit(),

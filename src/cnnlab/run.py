@@ -23,7 +23,7 @@ from cnnlab.results import write_results
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
-from cnnlab.train import distributed
+from cnnlab.train import distributed, sanity
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
@@ -35,6 +35,7 @@ log = logging.getLogger("cnnlab")
 
 def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     wall_start = time.perf_counter()
+    cfg = sanity.configure(cfg)  # trainer.fast_dev_run: one epoch of one batch
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = pick_device(cfg.device)
@@ -52,6 +53,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
     data = build_data(cfg.dataset, data_dir, device, generator, channels_last)
+    data = sanity.limit(data, cfg)  # trainer.fast_dev_run / trainer.overfit_batches
 
     model = build_model(cfg.model, data.shape, data.num_classes)
     apply_finetune(model, cfg.model, cfg.finetune, data.shape, data.classes)  # model.pretrained, finetune.*
@@ -80,7 +82,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     train_model = torch.compile(train_model) if cfg.trainer.compile else train_model
 
     from torch.utils.tensorboard import SummaryWriter  # imported here: ~0.1 s off the --help path
-    writer = SummaryWriter(log_dir=str(run_dir)) if lead else distributed.NullWriter()
+    writer = SummaryWriter(log_dir=str(run_dir)) if lead and sanity.writes(cfg) else distributed.NullWriter()
     try:
         def make_checkpoint(fit_state: FitState, best: BestTracker) -> dict:
             return {
@@ -104,7 +106,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         ctx = FitContext(cfg=cfg, model=train_model, raw_model=model, data=data, optimizer=optimizer,
                          schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
                          scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
-                         guard=guard, rank=ddp.rank if ddp is not None else 0,
+                         guard=guard, rank=ddp.rank if ddp is not None else 0, save_checkpoints=sanity.writes(cfg),
                          sync_metrics=ddp.sync_metrics if ddp is not None else None)
         guard.install()
         try:
@@ -115,13 +117,15 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         top5 = data.num_classes > 5
         test = evaluate(model, data.test, objective, device, amp_dtype, top5)
         results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start)
-        if not lead:
+        if not lead or not sanity.writes(cfg):
+            if lead:
+                log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
             return results
         write_results(run_dir, results)
         if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
             save_diagnostics(model, data.test, data.classes, run_dir, writer, device)
         _log_hparams(writer, cfg, overrides, results)
-        log.info(_closing_line(results, run_dir))
+        log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
         return results
     finally:
         writer.close()
@@ -150,6 +154,7 @@ def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable
         "startup_seconds": state.startup_seconds,
         "model": cfg.model.name, "dataset": cfg.dataset.name, "optim": cfg.optim.name, "seed": cfg.seed,
         "overrides": list(overrides), "history": history,
+        "overfit_batches": cfg.trainer.overfit_batches,
     }
     if "top5_acc" in test:
         results["test_top5_acc"] = test["top5_acc"]
