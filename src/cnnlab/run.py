@@ -13,7 +13,7 @@ import torch
 import cnnlab
 from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
-from cnnlab.diagnostics import save_diagnostics
+from cnnlab.diagnostics import diagnose, save_diagnostics
 from cnnlab.errors import ConfigError
 from cnnlab.finetune import apply_finetune
 from cnnlab.models import build_model
@@ -121,9 +121,11 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
             if lead:
                 log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
             return results
+        diagnosis = diagnose(model, data.test, data.classes, device)  # one pass: per-class results, figures
+        results.update(diagnosis.summary())  # per_class_acc, most_confused
         write_results(run_dir, results)
         if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
-            save_diagnostics(model, data.test, data.classes, run_dir, writer, device)
+            save_diagnostics(model, data.test, data.classes, run_dir, writer, device, diagnosis)
         _log_hparams(writer, cfg, overrides, results)
         log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
         return results
