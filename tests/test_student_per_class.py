@@ -19,7 +19,7 @@ def test_summary_reads_accuracy_per_class_and_the_worst_pairs_off_the_confusion_
 
 @pytest.mark.parametrize("diagnostics", ["true", "false"])
 def test_every_run_writes_them_from_the_test_split(train_run, diagnostics):
-    results, run_dir = train_run(["trainer.max_epochs=1", "dataset.train_size=300",
+    results, run_dir = train_run(["trainer.max_epochs=1", "dataset.train_size=300", "trainer.num_threads=1",
                                   f"trainer.diagnostics={diagnostics}"])
     saved = json.loads((run_dir / "results.json").read_text())
     per_class, pairs = saved["per_class_acc"], saved["most_confused"]

@@ -23,7 +23,7 @@ def test_fast_dev_run_runs_one_batch_each_and_writes_nothing(tmp_path):
 
 
 def test_fast_dev_run_in_process_leaves_the_folder_empty(train_run, tmp_path):
-    results, run_dir = train_run(["trainer.fast_dev_run=true", "trainer.max_epochs=5", "trainer.diagnostics=true"])
+    results, run_dir = train_run(["trainer.fast_dev_run=true", "trainer.max_epochs=5", "trainer.diagnostics=true", "trainer.num_threads=1"])
     assert results["epochs"] == 1 and len(results["history"]) == 1
     assert list(run_dir.iterdir()) == []
 
@@ -63,5 +63,5 @@ def test_overfit_batches_reaches_100_percent_and_says_so(tmp_path):
 
 
 def test_a_normal_run_records_overfit_batches_as_off(train_run):
-    results, run_dir = train_run(["trainer.max_epochs=1"])
+    results, run_dir = train_run(["trainer.max_epochs=1", "trainer.num_threads=1", "dataset.train_size=300"])
     assert json.loads((run_dir / "results.json").read_text())["overfit_batches"] == 0

@@ -13,6 +13,7 @@ import torch
 import cnnlab
 from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
+from cnnlab.data.preview import save_train_batch
 from cnnlab.diagnostics import diagnose, save_diagnostics
 from cnnlab.errors import ConfigError
 from cnnlab.finetune import apply_finetune
@@ -108,6 +109,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
                          scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
                          guard=guard, rank=ddp.rank if ddp is not None else 0, save_checkpoints=sanity.writes(cfg),
                          sync_metrics=ddp.sync_metrics if ddp is not None else None)
+        if lead and cfg.trainer.diagnostics and sanity.writes(cfg) and state.step == 0:
+            save_train_batch(data.train, data.classes, data.mean, data.std, run_dir, writer)
         guard.install()
         try:
             fit(ctx, state, tracker)
