@@ -3,6 +3,7 @@
     import cnnlab
     results = cnnlab.train(["model=mlp", "optim=sgd", "optim.lr=0.05"])   # as on the command line
     results = cnnlab.train({"model": "mlp", "optim": {"lr": 0.05}})     # or as a nested dict
+    cnnlab.lr_find(["model=mlp"])["suggested_lr"]                       # the range test
     cnnlab.runs_frame("outputs").sort_values("test_acc")                 # every run, one row each
 
 `train` composes the same config as the `cnnlab` command (the same conf/, resolvers and run-folder
@@ -37,6 +38,14 @@ def train(overrides: Overrides = None) -> dict:
         return run_job(settings, run_dir, listed)
 
     return run_composed(as_overrides(overrides), task)
+
+
+def lr_find(overrides: Overrides = None) -> dict:
+    """The learning-rate range test, as `cnnlab-lrfind OVERRIDES...`; returns lr_find.json's dict
+    (`suggested_lr`, `min_loss_lr`, `curve`, ...) with `run_dir` added."""
+    from cnnlab import lrfind as finder
+
+    return run_composed(finder.with_default_dir(as_overrides(overrides)), finder.range_test)
 
 
 def as_overrides(overrides: Overrides) -> List[str]:

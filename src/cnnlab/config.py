@@ -151,6 +151,13 @@ class FinetuneConfig:
 
 
 @dataclass
+class LrFindConfig:  # cnnlab-lrfind: the learning-rate range test
+    start_lr: float = 1e-7  # the first step's learning rate
+    end_lr: float = 10.0  # the last one's, if the loss has not blown up before
+    steps: int = 200  # steps from start_lr to end_lr, the learning rate growing by the same factor each
+
+
+@dataclass
 class RootConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -159,6 +166,7 @@ class RootConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    lr_find: LrFindConfig = field(default_factory=LrFindConfig)  # read by cnnlab-lrfind only
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: Optional[str] = None  # where datasets are looked for (default: $CNNLAB_DATA or cache)
@@ -279,6 +287,11 @@ def _check_ranges(s: RootConfig) -> None:
     if t.fast_dev_run and s.resume:
         raise ConfigError("trainer.fast_dev_run=true writes nothing and reads no checkpoint, so it cannot "
                           "resume: drop resume=true (or trainer.fast_dev_run).")
+
+    lf = s.lr_find
+    _require(lf.start_lr > 0, "lr_find.start_lr", "positive", lf.start_lr)
+    _require(lf.end_lr > lf.start_lr, "lr_find.end_lr", f"above lr_find.start_lr ({lf.start_lr:g})", lf.end_lr)
+    _require(lf.steps >= 20, "lr_find.steps", "an integer >= 20", lf.steps)
 
     dev = s.device
     _require(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:") and dev[5:].isdigit(),
