@@ -81,9 +81,10 @@ def test_a_nested_dict_composes_the_same_config_as_the_list(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [["optim.lrr=0.1"], ["optim.lr=-1"], ["model=nope"], ["trainer.max_epochs=abc"]])
-def test_a_bad_override_raises_the_message_the_command_line_prints(tmp_path, bad):
+def test_a_bad_override_raises_the_message_the_command_line_prints(tmp_path, bad, capfd):
     with pytest.raises(ConfigError) as caught:
         cnnlab.train(SMALL + bad + [f"hydra.run.dir={tmp_path / 'run'}"])
+    assert capfd.readouterr().err == ""  # the exception is the whole message: nothing printed besides
     message = str(caught.value)
     assert "\n" not in message and "Traceback" not in message
     cli = run_cli(SMALL + bad + [f"hydra.run.dir={tmp_path / 'cli'}"], cwd=tmp_path)

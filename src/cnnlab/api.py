@@ -113,7 +113,9 @@ def run_composed(overrides: List[str], task: Callable[[Any, Path, List[str]], di
                 results = task(validate(cfg), run_dir, listed)
             except CnnlabError as exc:
                 cli._record_failure(run_dir, listed, exc)
-                raise
+                return _Failed(exc)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, outside Hydra
+                return _Failed(exc)
         return {**results, "run_dir": str(run_dir)}
 
     with _process_state_restored():
@@ -137,22 +139,27 @@ def _hydra_run(config_dir: str, overrides: List[str], job: Callable) -> dict:
     naming._claimed.clear()  # a second call in the same second gets TIME-1, as a second process would
     try:
         hydra = Hydra.create_main_hydra2(task_name="cli", config_search_path=create_config_search_path(config_dir))
-        quiet = logging.getLogger("hydra.core.utils")  # "Error executing job ...": the error says it better
-        saved_level = quiet.level
-        quiet.setLevel(logging.CRITICAL)
         try:
             returned = hydra.run(config_name="config", task_function=job, overrides=list(overrides),
                                  with_log_configuration=False)
         except (HydraException, OmegaConfBaseException) as exc:
             raise ConfigError(f"{_first_paragraph(exc)} Check the override; `cnnlab --cfg job` prints "
                               "every setting; nothing was run.") from None
-        finally:
-            quiet.setLevel(saved_level)
-        return returned.return_value
+        value = returned.return_value
+        if isinstance(value, _Failed):
+            raise value.error
+        return value
     finally:
         global_hydra.clear()
         global_hydra.hydra = previous
         HydraConfig.instance().cfg = previous_cfg
+
+
+class _Failed:
+    """A job's exception, carried out of Hydra, which would print its own line to stderr when re-raising."""
+
+    def __init__(self, error: Exception):
+        self.error = error
 
 
 def _first_paragraph(exc: Exception) -> str:
