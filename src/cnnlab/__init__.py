@@ -16,6 +16,10 @@ def __getattr__(name):
         from cnnlab import api
 
         return getattr(api, name)
+    if name == "errors":  # cnnlab.errors.ConfigError, for an `except` around cnnlab.train
+        import importlib
+
+        return importlib.import_module("cnnlab.errors")
     raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
 
 

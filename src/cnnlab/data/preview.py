@@ -49,7 +49,7 @@ def to_pixels(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     return pixels.round().clamp(0, 255).to(torch.uint8)
 
 
-def draw(pixels: torch.Tensor, labels: Sequence[str], total: int):
+def draw(pixels: torch.Tensor, labels: Sequence[str], total: int, augmented: bool = False):
     """A PIL image: a grid of the images (at most MAX_IMAGES) with their labels, under a title line."""
     from PIL import Image, ImageDraw
 
@@ -60,29 +60,36 @@ def draw(pixels: torch.Tensor, labels: Sequence[str], total: int):
     cols = min(n, 8)
     rows = (n + cols - 1) // cols
     title_h = 20
-    canvas = Image.new("RGB", (cols * tile_w, title_h + rows * tile_h), "white")
-    pen = ImageDraw.Draw(canvas)
-    font = _font(10)
-    pen.text((4, 4), f"first training batch as the model sees it: {n} of {total} images (augmented, "
-                     "de-normalized)", fill="black", font=font)
+    # the tiles laid out in one array (one PIL image, not one per tile), then the labels drawn over it
     images = pixels.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    images = images.expand(n, 3, *images.shape[2:]) if c == 1 else images[:, :3]
+    grid = torch.full((3, title_h + rows * tile_h, cols * tile_w), 255, dtype=torch.uint8)  # white
+    left = (tile_w - 4 - w * scale) // 2
     for k in range(n):
         r, col = divmod(k, cols)
-        array = images[k].permute(1, 2, 0).numpy()
-        tile = Image.fromarray(array[:, :, 0], "L") if c == 1 else Image.fromarray(np.ascontiguousarray(array[:, :, :3]), "RGB")
-        x0, y0 = col * tile_w + 2, title_h + r * tile_h
-        canvas.paste(tile.convert("RGB"), (x0 + (tile_w - 4 - tile.width) // 2, y0 + LABEL))
-        pen.text((x0, y0 + 1), _fit(pen, str(labels[k]), font, tile_w - 4), fill="black", font=font)
+        y0, x0 = title_h + r * tile_h + LABEL, col * tile_w + 2 + left
+        grid[:, y0:y0 + h * scale, x0:x0 + w * scale] = images[k]
+    canvas = Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy(), "RGB")
+    pen = ImageDraw.Draw(canvas)
+    font = _font(10)
+    how = "augmented, de-normalized" if augmented else "de-normalized; no augmentation"
+    pen.text((4, 4), f"first training batch as the model sees it: {n} of {total} images ({how})", fill="black",
+             font=font)
+    for k in range(n):
+        r, col = divmod(k, cols)
+        pen.text((col * tile_w + 2, title_h + r * tile_h + 1), _fit(pen, str(labels[k]), font, tile_w - 4),
+                 fill="black", font=font)
     return canvas
 
 
 def save_train_batch(loader: DeviceLoader, classes: Sequence[str], mean: Sequence[float],
                      std: Sequence[float], run_dir: Path, writer) -> Path:
     x, y = first_batch(loader)
-    picture = draw(to_pixels(x, mean, std), [classes[int(k)] for k in y.cpu()], len(x))
+    picture = draw(to_pixels(x, mean, std), [classes[int(k)] for k in y.cpu()], len(x),
+                   augmented=bool(loader.crop or loader.flip))
     path = Path(run_dir) / FILE
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
+    picture.save(buffer, format="PNG", compress_level=1)  # fast: this is on the way to the first step
     tmp = path.with_name(f".{FILE}.tmp")
     try:
         tmp.write_bytes(buffer.getvalue())
@@ -91,8 +98,16 @@ def save_train_batch(loader: DeviceLoader, classes: Sequence[str], mean: Sequenc
         tmp.unlink(missing_ok=True)
         raise TrainingError(f"could not write {path}: {write_failure(exc)}. Nothing was trained yet; "
                             "free space or choose another hydra.run.dir.") from None
-    writer.add_image("data/train_batch", np.asarray(picture), 0, dataformats="HWC")
+    _add_png(writer, "data/train_batch", buffer.getvalue(), picture.width, picture.height)
     return path
+
+
+def _add_png(writer, tag: str, png: bytes, width: int, height: int) -> None:
+    """A TensorBoard image from PNG bytes already encoded (add_image would encode them a second time)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), 0)
 
 
 def _font(size: int):
