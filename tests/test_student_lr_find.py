@@ -41,8 +41,9 @@ def test_on_digits_the_suggestion_lies_where_the_loss_falls(tmp_path):
     assert 1e-4 < suggested < 1e-1  # Adam on digits: around its default 1e-3, far from either end
     assert (run_dir / "lr_find.png").read_bytes().startswith(PNG_MAGIC)
     # nothing else: no checkpoint, results.json or TensorBoard events from the throwaway model
-    assert sorted(p.name for p in run_dir.iterdir() if p.name != ".hydra") == ["lr_find.json", "lr_find.png",
-                                                                             "train.log"]
+    # and no .hydra/: a report over outputs/ does not take the finder's folder for an unfinished run
+    assert sorted(p.name for p in run_dir.iterdir()) == ["lr_find.json", "lr_find.png", "train.log"]
+    assert "Suggested learning rate" in (run_dir / "train.log").read_text()
 
 
 def test_it_leaves_no_trace_on_a_later_run(tmp_path):
@@ -73,3 +74,14 @@ def test_a_bad_override_is_one_paragraph_and_exit_2(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and "lr_find.steps" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "outputs" / "lr_find").exists() or not any((tmp_path / "outputs" / "lr_find").rglob("*.json"))
+
+
+def test_cnnlab_lrfind_is_a_console_script():
+    import importlib
+    import tomllib
+
+    from tests.conftest import REPO
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, function = scripts["cnnlab-lrfind"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))

@@ -108,7 +108,10 @@ def run_composed(overrides: List[str], task: Callable[[Any, Path, List[str]], di
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
         listed = list(hydra_cfg.overrides.task)
-        with _job_logging(run_dir, hydra_cfg.output_subdir is not None):
+        from omegaconf import OmegaConf
+
+        to_file = not OmegaConf.select(cfg, "trainer.fast_dev_run")  # which writes nothing, train.log included
+        with _job_logging(run_dir, to_file):
             try:
                 results = task(validate(cfg), run_dir, listed)
             except CnnlabError as exc:

@@ -9,7 +9,7 @@ the smoothed loss blows up (above 4x the lowest so far, or not finite). The sugg
 smoothed loss falls fastest (per decade of learning rate), before its minimum: a rate at which the
 network is learning quickly and still far from diverging. Writes `lr_find.json` (the suggestion and
 the curve) and `lr_find.png` into its own run folder (`outputs/lr_find/DATE/TIME`), and nothing else:
-no checkpoint, no results.json, the model is thrown away. It prints the command that trains with it.
+no checkpoint, no results.json, no .hydra/ (lr_find.json holds the overrides), the model is thrown away. It prints the command that trains with it.
 """
 from __future__ import annotations
 
@@ -210,10 +210,12 @@ def _write(path: Path, data: bytes) -> None:
 
 # ---------------------------------------------------------------- the command line
 def with_default_dir(argv: List[str]) -> List[str]:
-    """The finder's own folders, outputs/lr_find/DATE/TIME, unless hydra.run.dir is given."""
-    if any(a.partition("=")[0] == "hydra.run.dir" for a in argv):
-        return list(argv)
-    return list(argv) + [DEFAULT_DIR]
+    """The finder's own folders, outputs/lr_find/DATE/TIME, unless hydra.run.dir is given, and no .hydra/
+    in them: lr_find.json holds the overrides, and a report over outputs/ does not take them for runs."""
+    keys = {a.partition("=")[0] for a in argv}
+    extra = [] if "hydra.run.dir" in keys else [DEFAULT_DIR]
+    extra += [] if "hydra.output_subdir" in keys else ["hydra.output_subdir=null"]
+    return list(argv) + extra
 
 
 def _hydra_task(cfg) -> None:
