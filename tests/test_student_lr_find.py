@@ -1,13 +1,12 @@
 """cnnlab-lrfind: the learning-rate range test on digits."""
 import json
 import math
+import subprocess
 import sys
 
 import cnnlab
 from cnnlab.lrfind import falling_range, suggest, train_command
 from tests.conftest import FAST
-
-import subprocess
 
 QUICK = FAST + ["trainer.num_threads=1"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

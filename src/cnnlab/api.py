@@ -22,7 +22,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, List, Mapping, Union
 
 from cnnlab.errors import CnnlabError, ConfigError
 
@@ -102,14 +102,13 @@ def run_composed(overrides: List[str], task: Callable[[Any, Path, List[str]], di
 
     def job(cfg) -> dict:
         from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
 
         from cnnlab.config import validate
 
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
         listed = list(hydra_cfg.overrides.task)
-        from omegaconf import OmegaConf
-
         to_file = not OmegaConf.select(cfg, "trainer.fast_dev_run")  # which writes nothing, train.log included
         with _job_logging(run_dir, to_file):
             try:

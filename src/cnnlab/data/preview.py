@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from cnnlab.data.loader import DeviceLoader
