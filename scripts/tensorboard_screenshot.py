@@ -72,7 +72,7 @@ def _screenshot(browser: str, url: str, target: Path, width: int, height: int, t
                     f"--user-data-dir={tmp / 'profile'}", f"--window-size={width},{height}",
                     "--virtual-time-budget=20000", f"--screenshot={shot}", url],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
-    os.replace(shot, target) if shot.parent == target.parent else shutil.move(str(shot), str(target))
+    shutil.move(str(shot), str(target))
 
 
 def _wait_for_runs(url: str, count: int, timeout: float = 120) -> list:

@@ -242,8 +242,13 @@ def main() -> None:
 
     from cnnlab import cli
 
+    from cnnlab.train import distributed
+
     groups = [p.name for p in Path(cli._config_dir()).iterdir() if p.is_dir()]
     problem = cli.unknown_key_message(sys.argv[1:], groups) or cli._unwritable_output(sys.argv[1:])
+    if distributed.active():
+        problem = ("cnnlab-lrfind runs in one process: start it without torchrun (the rate it suggests is "
+                   "for dataset.batch_size, the global batch, as `cnnlab` under torchrun uses it).")
     if problem:
         print(f"cnnlab-lrfind: error: {problem}", file=sys.stderr)
         sys.exit(2)
