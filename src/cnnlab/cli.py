@@ -105,6 +105,9 @@ def main() -> None:
     from cnnlab.train import distributed  # imports torch only when torchrun started this process
 
     sys.argv += distributed.hydra_overrides()  # ranks > 0: rank 0's folder, no .hydra/ or train.log
+    from cnnlab.train.sanity import hydra_overrides
+
+    sys.argv += hydra_overrides(sys.argv[1:])  # trainer.fast_dev_run: no .hydra/ either
     try:
         _hydra_main()
     except KeyboardInterrupt:

@@ -144,12 +144,21 @@ class TrainerConfig:
     sync_every: int = 50  # steps between reads of the running loss for the progress bar
     num_threads: Optional[int] = None  # CPU threads (default: PyTorch's choice)
     checkpoint_every_steps: int = 0  # also write last.pt every N steps mid-epoch (0 = epoch ends only)
+    fast_dev_run: bool = False  # one batch of train, val and test, end to end; writes no files
+    overfit_batches: int = 0  # train on the same N batches every epoch (0 = off): a sane setup reaches ~100%
 
 
 @dataclass
 class FinetuneConfig:
     freeze: Optional[str] = None  # null | backbone | all-but-head | a module prefix like "features"
     unfreeze: List[str] = field(default_factory=list)  # module prefixes trained again, e.g. [layer4]
+
+
+@dataclass
+class LrFindConfig:  # cnnlab-lrfind: the learning-rate range test
+    start_lr: float = 1e-7  # the first step's learning rate
+    end_lr: float = 10.0  # the last one's, if the loss has not blown up before
+    steps: int = 200  # steps from start_lr to end_lr, the learning rate growing by the same factor each
 
 
 @dataclass
@@ -161,6 +170,7 @@ class RootConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    lr_find: LrFindConfig = field(default_factory=LrFindConfig)  # read by cnnlab-lrfind only
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: Optional[str] = None  # where datasets are looked for (default: $CNNLAB_DATA or cache)
@@ -294,6 +304,15 @@ def _check_ranges(s: RootConfig) -> None:
              "a positive integer or null", t.num_threads)
     _require(t.checkpoint_every_steps >= 0, "trainer.checkpoint_every_steps", "an integer >= 0 (0 = off)",
              t.checkpoint_every_steps)
+    _require(t.overfit_batches >= 0, "trainer.overfit_batches", "an integer >= 0 (0 = off)", t.overfit_batches)
+    if t.fast_dev_run and s.resume:
+        raise ConfigError("trainer.fast_dev_run=true writes nothing and reads no checkpoint, so it cannot "
+                          "resume: drop resume=true (or trainer.fast_dev_run).")
+
+    lf = s.lr_find
+    _require(lf.start_lr > 0, "lr_find.start_lr", "positive", lf.start_lr)
+    _require(lf.end_lr > lf.start_lr, "lr_find.end_lr", f"above lr_find.start_lr ({lf.start_lr:g})", lf.end_lr)
+    _require(lf.steps >= 20, "lr_find.steps", "an integer >= 20", lf.steps)
 
     dev = s.device
     _require(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:") and dev[5:].isdigit(),

@@ -3,13 +3,15 @@
 Writes `confusion_matrix.png` (rows: true class, columns: predicted) and `misclassified.png` (the
 test images it got wrong, most confident mistakes first, labelled true -> predicted) into the run
 folder, and the same two figures as images in TensorBoard (`diagnostics/...`). One pass over the
-test set; matplotlib is imported only here. `trainer.diagnostics=false` turns it off.
+test set (`diagnose`) gives the figures and results.json's `per_class_acc` and `most_confused`;
+matplotlib is imported only when drawing. `trainer.diagnostics=false` turns the figures off.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,14 +23,50 @@ log = logging.getLogger("cnnlab")
 
 GRID_IMAGES = 36  # misclassified images shown (6 x 6)
 ANNOTATE_UP_TO = 20  # classes: write the counts in the confusion matrix cells up to this many
+MOST_CONFUSED = 10  # (true, predicted) pairs listed in results.json, most frequent first
+
+
+@dataclass
+class Diagnosis:
+    """The model's prediction for every test image, and the confusion matrix they make."""
+    classes: Sequence[str]
+    truth: torch.Tensor
+    predicted: torch.Tensor
+    confidence: torch.Tensor
+    confusion: torch.Tensor  # int64 [true, predicted], on the CPU
+
+    def summary(self) -> dict:
+        """results.json's `per_class_acc` (class -> test accuracy, null without test images) and
+        `most_confused` ([true, predicted, count], as fastai's interpretation lists them)."""
+        counts = self.confusion
+        per_class = {}
+        for k, name in enumerate(self.classes):
+            total = int(counts[k].sum())
+            per_class[str(name)] = int(counts[k, k]) / total if total else None
+        wrong = counts.clone()
+        wrong.fill_diagonal_(0)
+        flat = wrong.flatten()
+        top = flat.argsort(descending=True, stable=True)[:MOST_CONFUSED]
+        n = len(self.classes)
+        pairs = [[str(self.classes[int(i) // n]), str(self.classes[int(i) % n]), int(flat[i])]
+                 for i in top if flat[i] > 0]
+        return {"per_class_acc": per_class, "most_confused": pairs}
+
+
+def diagnose(model: torch.nn.Module, loader: DeviceLoader, classes: Sequence[str],
+             device: torch.device) -> Diagnosis:
+    """One pass over the test set."""
+    predicted, confidence = predict_loader(model, loader, device)
+    truth = loader.y.to(predicted.device)
+    return Diagnosis(classes, truth, predicted, confidence, confusion_matrix(truth, predicted, len(classes)))
 
 
 def save_diagnostics(model: torch.nn.Module, loader: DeviceLoader, classes: Sequence[str], run_dir: Path,
-                     writer, device: torch.device) -> torch.Tensor:
-    """Draw both figures; return the confusion matrix (int64, [true, predicted], on the CPU)."""
-    predicted, confidence = predict_loader(model, loader, device)
-    truth = loader.y.to(predicted.device)
-    confusion = confusion_matrix(truth, predicted, len(classes))
+                     writer, device: torch.device, diagnosis: Optional[Diagnosis] = None) -> torch.Tensor:
+    """Draw both figures (from `diagnosis` when the pass was made already); return the confusion matrix."""
+    diagnosis = diagnosis or diagnose(model, loader, classes, device)
+    predicted, confidence, truth = diagnosis.predicted, diagnosis.confidence, diagnosis.truth
+    confusion = diagnosis.confusion
     wrong = (predicted != truth).nonzero().flatten()
     wrong = wrong[confidence[wrong].argsort(descending=True)][:GRID_IMAGES]
 

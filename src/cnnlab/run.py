@@ -13,7 +13,8 @@ import torch
 import cnnlab
 from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
-from cnnlab.diagnostics import save_diagnostics
+from cnnlab.data.preview import save_train_batch
+from cnnlab.diagnostics import diagnose, save_diagnostics
 from cnnlab.errors import ConfigError
 from cnnlab.finetune import apply_finetune
 from cnnlab.models import build_model
@@ -23,7 +24,7 @@ from cnnlab.results import best_summary, write_results
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
-from cnnlab.train import distributed
+from cnnlab.train import distributed, sanity
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
@@ -36,6 +37,7 @@ log = logging.getLogger("cnnlab")
 
 def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     wall_start = time.perf_counter()
+    cfg = sanity.configure(cfg)  # trainer.fast_dev_run: one epoch of one batch
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = pick_device(cfg.device)
@@ -52,6 +54,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
     data = build_data(cfg.dataset, data_dir, device, generator, channels_last)
+    data = sanity.limit(data, cfg)  # trainer.fast_dev_run / trainer.overfit_batches
 
     model = build_model(cfg.model, data.shape, data.num_classes)
     apply_finetune(model, cfg.model, cfg.finetune, data.shape, data.classes)  # model.pretrained, finetune.*
@@ -81,8 +84,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     train_model = ddp.wrap(model) if ddp is not None else model
     train_model = torch.compile(train_model) if cfg.trainer.compile else train_model
 
-    from torch.utils.tensorboard import SummaryWriter  # imported here: ~0.1 s off the --help path
-    writer = SummaryWriter(log_dir=str(run_dir)) if lead else distributed.NullWriter()
+    from cnnlab.train.tensorboard import RunWriter, log_hparams  # imported here: ~0.1 s off the --help path
+    writer = RunWriter(run_dir) if lead and sanity.writes(cfg) else distributed.NullWriter()
     try:
         def make_checkpoint(fit_state: FitState, best: BestTracker) -> dict:
             return {
@@ -106,8 +109,10 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         ctx = FitContext(cfg=cfg, model=train_model, raw_model=model, data=data, optimizer=optimizer,
                          schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
                          scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
-                         guard=guard, rank=ddp.rank if ddp is not None else 0,
+                         guard=guard, rank=ddp.rank if ddp is not None else 0, save_checkpoints=sanity.writes(cfg),
                          sync_metrics=ddp.sync_metrics if ddp is not None else None)
+        if lead and cfg.trainer.diagnostics and sanity.writes(cfg) and state.step == 0:
+            save_train_batch(data.train, data.classes, data.mean, data.std, run_dir, writer)
         guard.install()
         try:
             fit(ctx, state, tracker)
@@ -117,13 +122,17 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         top5 = data.num_classes > 5
         test = evaluate(model, data.test, objective, device, amp_dtype, top5)
         results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start, tracker, data)
-        if not lead:
+        if not lead or not sanity.writes(cfg):
+            if lead:
+                log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
             return results
+        diagnosis = diagnose(model, data.test, data.classes, device)  # one pass: per-class results, figures
+        results.update(diagnosis.summary())  # per_class_acc, most_confused
         write_results(run_dir, results)
         if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
-            save_diagnostics(model, data.test, data.classes, run_dir, writer, device)
-        _log_hparams(writer, cfg, overrides, results)
-        log.info(_closing_line(results, run_dir))
+            save_diagnostics(model, data.test, data.classes, run_dir, writer, device, diagnosis)
+        log_hparams(writer, cfg, overrides, results)
+        log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
         return results
     finally:
         writer.close()
@@ -150,6 +159,7 @@ def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable
         "startup_seconds": state.startup_seconds,
         "model": cfg.model.name, "dataset": cfg.dataset.name, "optim": cfg.optim.name, "seed": cfg.seed,
         "overrides": list(overrides), "history": history,
+        "overfit_batches": cfg.trainer.overfit_batches,
     }
     if "top5_acc" in test:
         results["test_top5_acc"] = test["top5_acc"]
@@ -171,26 +181,6 @@ def _closing_line(results: dict, run_dir: Path) -> str:
     if results.get("val_from_test"):
         line += "; validated on the test split (dataset.val_from_test=true): the best epoch was chosen on test images"
     return line + f"; {results['train_seconds']:.1f}s of training. Results in {run_dir / 'results.json'}"
-
-
-def _log_hparams(writer, cfg: RootConfig, overrides: List[str], results: dict) -> None:
-    """One row per run in TensorBoard's HParams dashboard."""
-    hparams = {"model": cfg.model.name, "dataset": cfg.dataset.name, "optim": cfg.optim.name,
-               "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay, "sched": cfg.sched.name,
-               "dropout": cfg.model.dropout, "batch_norm": cfg.model.batch_norm,
-               "batch_size": cfg.dataset.batch_size, "seed": cfg.seed}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        hparams.setdefault(key.lstrip("+~"), value)
-    metrics = {f"hparam/{k}": results[k] for k in ("test_acc", "best_val_acc", "test_loss")
-               if results.get(k) is not None}
-    # What SummaryWriter.add_hparams does, but into this run's own event file rather than a second one
-    from torch.utils.tensorboard.summary import hparams as hparams_summary
-
-    for summary in hparams_summary(hparams, metrics):
-        writer.file_writer.add_summary(summary)
-    for key, value in metrics.items():
-        writer.add_scalar(key, value)
 
 
 def _rng_state(generator: torch.Generator, device: torch.device) -> dict:

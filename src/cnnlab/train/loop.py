@@ -64,6 +64,7 @@ class FitContext:
     guard: Optional[Guard] = None  # NaN checks, signals and mid-epoch checkpoints (train/faults.py)
     rank: int = 0  # under DDP only rank 0 writes checkpoints
     sync_metrics: Optional[Callable[[Tally, torch.Tensor], None]] = None  # DDP: sum the epoch's tallies
+    save_checkpoints: bool = True  # false under trainer.fast_dev_run, which writes nothing
 
 
 def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
@@ -132,7 +133,7 @@ def _restore_best(ctx: FitContext, state: FitState, tracker: BestTracker, best_w
 
 
 def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:
-    if ctx.rank == 0:
+    if ctx.rank == 0 and ctx.save_checkpoints:
         save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
 
 
