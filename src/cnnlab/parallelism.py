@@ -99,10 +99,22 @@ def thread_limit() -> Optional[int]:
     return value if value >= 1 else None
 
 
+def _own_running_threads() -> int:
+    """This process's threads that are runnable now (an OpenMP pool may still spin after an op)."""
+    count = 0
+    for task in os.scandir("/proc/self/task"):
+        try:
+            with open(os.path.join(task.path, "stat")) as f:
+                count += f.read().rpartition(")")[2].split()[0] == "R"
+        except (OSError, IndexError):
+            pass
+    return count
+
+
 def machine_load(samples: int = 5, interval: float = 0.004) -> Optional[float]:
-    """Runnable threads of other processes right now (/proc/loadavg's running count less this reader,
-    median of a few samples), falling back to the 1-minute load average. Not the 1-minute average
-    first: in a sequential sweep it still carries this process's own previous job."""
+    """Runnable threads of other processes right now (/proc/loadavg's running count less this
+    process's own, median of a few samples), falling back to the 1-minute load average. Not the
+    1-minute average first: in a sequential sweep it still carries this process's previous job."""
     import statistics
     import time
 
@@ -110,7 +122,8 @@ def machine_load(samples: int = 5, interval: float = 0.004) -> Optional[float]:
     for i in range(samples):
         try:
             with open("/proc/loadavg") as f:
-                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+                running = int(f.read().split()[3].split("/")[0])
+            counts.append(max(0, running - _own_running_threads()))
         except (OSError, ValueError, IndexError):
             break
         if i + 1 < samples:

@@ -45,8 +45,9 @@ def apply_threads(setting, model: nn.Module, shape: tuple, batch_size: int, devi
     if isinstance(setting, int):
         torch.set_num_threads(setting)
     elif setting == "auto" and device.type == "cpu":
+        load = machine_load()
         macs = forward_macs(model, shape, device) * batch_size
-        threads = choose_threads(macs, usable_cores(), machine_load(), thread_limit())
+        threads = choose_threads(macs, usable_cores(), load, thread_limit())
         torch.set_num_threads(threads)
         log.debug(f"cnnlab: {threads} CPU thread(s) for {macs / 1e6:.1f}M multiply-adds per batch")
     return torch.get_num_threads()
