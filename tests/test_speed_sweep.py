@@ -34,6 +34,26 @@ def test_sweep_workers_one_per_core_capped_by_jobs_and_memory(jobs, cores, memor
     assert parallelism.sweep_workers(jobs, cores, memory) == workers
 
 
+@pytest.mark.parametrize("gpus, workers", [(0, 15), (1, parallelism.WORKERS_PER_GPU),
+                                           (2, 2 * parallelism.WORKERS_PER_GPU), (8, 15)])
+def test_sweep_workers_share_a_gpu_only_a_few_at_a_time(gpus, workers):
+    assert parallelism.sweep_workers(15, 16, 64 * GB, gpus=gpus) == workers
+
+
+@pytest.mark.parametrize("visible, gpus", [("", 0), ("-1", 0), ("0", 1), ("0,1", 2), ("2, 3, 5", 3)])
+def test_visible_gpus_read_cuda_visible_devices(visible, gpus, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert parallelism.visible_gpus() == gpus
+
+
+def test_a_cpu_sweep_is_not_capped_by_the_gpus_of_the_machine(monkeypatch):
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 64)
+    monkeypatch.setattr(parallelism, "available_memory", lambda: 256 * GB)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert _hydra_config(["experiment=optimizers"]).hydra.launcher.n_jobs == parallelism.WORKERS_PER_GPU
+    assert _hydra_config(["experiment=optimizers", "device=cpu"]).hydra.launcher.n_jobs == 15
+
+
 def test_usable_cores_follow_the_affinity_mask():
     assert parallelism.usable_cores() == len(__import__("os").sched_getaffinity(0))
 
@@ -58,6 +78,7 @@ def _hydra_config(overrides):
 @pytest.mark.parametrize("name", SWEEPS)
 def test_every_course_preset_sweeps_with_one_worker_per_core_capped_by_its_jobs(name, monkeypatch):
     monkeypatch.setattr(parallelism, "usable_cores", lambda: 64)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setattr(parallelism, "available_memory", lambda: 256 * GB)
     cfg = _hydra_config([f"experiment={name}"])
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")

@@ -15,6 +15,9 @@ from typing import Optional
 
 # A worker process holds torch (CUDA build: ~0.75 GB resident) plus its data and model.
 WORKER_MEMORY_BYTES = 1 << 30
+# Workers sharing one GPU: each holds a CUDA context (~0.5 GB of device memory) besides its model;
+# a guess that keeps a laptop GPU's memory safe, not yet measured against more.
+WORKERS_PER_GPU = 4
 # Below this many multiply-accumulates per training step (forward, batch included) a second
 # thread costs more in synchronisation than it saves (docs/benchmarks.md, "Threads").
 SMALL_STEP_MACS = 50e6
@@ -42,13 +45,30 @@ def available_memory() -> Optional[int]:
     return None
 
 
-def sweep_workers(jobs: Optional[int], cores: Optional[int] = None, memory: Optional[int] = None) -> int:
-    """Worker processes for a local sweep: one per usable core, no more than there are jobs, and no
-    more than fit in the free memory. `jobs=None` (unknown, e.g. another sweeper) is not capped."""
+def visible_gpus() -> int:
+    """NVIDIA GPUs this process may use, without importing torch: CUDA_VISIBLE_DEVICES if set, else
+    the driver's list in /proc (0 where there is no driver)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = [e for e in visible.split(",") if e.strip()]
+        return 0 if not entries or entries[0].strip() == "-1" else len(entries)
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+def sweep_workers(jobs: Optional[int], cores: Optional[int] = None, memory: Optional[int] = None,
+                  gpus: int = 0) -> int:
+    """Worker processes for a local sweep: one per usable core, no more than there are jobs, no more
+    than fit in the free memory, and where the jobs train on GPUs no more than WORKERS_PER_GPU per
+    GPU. `jobs=None` (unknown, e.g. another sweeper) is not capped."""
     cores = usable_cores() if cores is None else cores
     workers = cores if jobs is None else min(cores, jobs)
     if memory is not None:
         workers = min(workers, memory // WORKER_MEMORY_BYTES)
+    if gpus:
+        workers = min(workers, WORKERS_PER_GPU * gpus)
     return max(1, workers)
 
 
@@ -73,7 +93,8 @@ def auto_sweep_workers(*, _root_) -> int:
     jobs = None
     if str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         jobs = count_sweep_jobs(hydra.sweeper.get("params"), hydra.overrides.task)
-    return sweep_workers(jobs, memory=available_memory())
+    gpus = 0 if str(_root_.get("device", "auto")) == "cpu" else visible_gpus()
+    return sweep_workers(jobs, memory=available_memory(), gpus=gpus)
 
 
 def choose_threads(step_macs: float, cores: int, load: Optional[float] = None, limit: Optional[int] = None) -> int:
