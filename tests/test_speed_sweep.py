@@ -132,3 +132,13 @@ def test_compare_sweeps_reports_a_missing_file_and_a_different_metric(tmp_path):
     assert "optim=sgd: no checkpoints/best.pt" in problems
     assert any(p.startswith("optim=sgd: test_acc differs by 0.1") for p in problems)
     assert largest == pytest.approx(0.1)
+
+
+def test_bench_sweep_runs_the_old_way_on_the_basic_launcher_and_the_new_way_as_the_preset_says(tmp_path):
+    from bench_sweep import sweep_command
+
+    old = sweep_command("optimizers", "old", tmp_path, ["trainer.max_epochs=2"], "null")
+    new = sweep_command("optimizers", "new", tmp_path, ["trainer.max_epochs=2"], "null")
+    assert old[-2:] == ["hydra/launcher=basic", "trainer.num_threads=null"]
+    assert new[new.index("-m", 2):] == ["-m", "experiment=optimizers", f"hydra.sweep.dir={tmp_path}",
+                                        "trainer.max_epochs=2"]
