@@ -18,10 +18,11 @@ WORKER_MEMORY_BYTES = 1 << 30
 # Workers sharing one GPU: each holds a CUDA context (~0.5 GB of device memory) besides its model;
 # a guess that keeps a laptop GPU's memory safe, not yet measured against more.
 WORKERS_PER_GPU = 4
-# Below this many multiply-accumulates per training step (forward, batch included) a second
-# thread costs more in synchronisation than it saves (docs/benchmarks.md, "Threads").
+# Below this many multiply-accumulates per training batch (forward) one thread: the course's MLPs
+# and digits models (3-40M) are below, the convolutional presets (130M+) above. A first guess
+# between the two; docs/benchmarks.md, "Threads", says which measurement would move it.
 SMALL_STEP_MACS = 50e6
-# The machine counts as busy when fewer than this many cores are left idle for us.
+# Idle cores are rounded to the nearest whole core: 1.6 idle of 2 is 2 threads, 1.4 is 1.
 BUSY_MARGIN = 0.5
 
 
