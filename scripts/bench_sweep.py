@@ -123,6 +123,19 @@ def compare_sweeps(old: Path, new: Path, tolerance: float) -> tuple[list[str], f
     return problems, largest
 
 
+def seconds_in_jobs(sweep: Path) -> dict[str, float]:
+    """Sums over the sweep's jobs: training (the epochs) and each job's wall time inside its process."""
+    totals = {"train_seconds": 0.0, "wall_seconds": 0.0}
+    for job in jobs(sweep).values():
+        try:
+            results = json.loads((job / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for key in totals:
+            totals[key] += results.get(key) or 0.0
+    return {k: round(v, 1) for k, v in totals.items()}
+
+
 def main() -> None:
     a = parse_args()
     tolerance = a.tolerance if a.tolerance is not None else (1e-6 if a.old_threads == "1" else 0.02)
@@ -143,7 +156,9 @@ def main() -> None:
             summary[preset] = {"old_s": round(old, 1), "new_s": round(new, 1), "ratio": round(old / new, 2),
                                "jobs": len(jobs(folders["new"])), "largest_difference": largest,
                                "problems": problems, "old_runs": [round(t, 1) for t in times["old"]],
-                               "new_runs": [round(t, 1) for t in times["new"]]}
+                               "new_runs": [round(t, 1) for t in times["new"]],
+                               "old_in_jobs": seconds_in_jobs(folders["old"]),
+                               "new_in_jobs": seconds_in_jobs(folders["new"])}
             failed |= bool(problems)
     print(f"{os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable), load {os.getloadavg()[0]:.1f}, "
           f"{platform.processor() or platform.machine()}, extra overrides: {' '.join(a.extra) or 'none'}")
@@ -151,6 +166,10 @@ def main() -> None:
         print(f"  {preset:14s} {s['jobs']:3d} jobs   old {s['old_s']:7.1f} s   new {s['new_s']:7.1f} s   "
               f"ratio {s['ratio']:.2f}   largest metric difference {s['largest_difference']:.2g}"
               f"   {'OK' if not s['problems'] else 'PROBLEMS'}")
+        for way in ("old", "new"):
+            inside = s[f"{way}_in_jobs"]
+            print(f"    {way}: the jobs' training {inside['train_seconds']:.1f} s, their wall time inside "
+                  f"their processes {inside['wall_seconds']:.1f} s (summed over jobs)")
         for problem in s["problems"][:20]:
             print(f"    {problem}")
     print(json.dumps({"extra": a.extra, "old_threads": a.old_threads, "tolerance": tolerance, **summary}))
