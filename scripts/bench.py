@@ -9,6 +9,14 @@ loops (same model, same initial weights, same data, same batch size):
   compute   the same steps on float batches already in memory: the compute-only limit
 Each loop runs `--rounds` times in rotation (machines are noisy) and the median is reported, with
 the ratios cnnlab/compute and cnnlab/tutorial. Prints a table and one JSON line.
+
+    python scripts/bench.py --threads --dataset digits --model mlp5x100 --n 1000 --rounds 5
+
+--threads: cnnlab's loop on 1 thread, on every core, and on trainer.num_threads=auto's choice for
+this model and machine, in rotation; first on the machine as it is ("idle"), then with a competing
+process that this script starts (`--compete` busy-looping processes, default 1: another program
+holding one core). Prints each setting's images/s and how much slower auto's choice is than the
+best setting (floor: 1.2x on a busy 2-core machine).
 """
 from __future__ import annotations
 
@@ -49,6 +57,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=0, help="tutorial DataLoader workers")
     p.add_argument("--loops", default="cnnlab,tutorial,compute")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", action="store_true", help="auto's thread choice against 1 and all cores")
+    p.add_argument("--compete", type=int, default=1, help="--threads: busy processes in the second half")
     return p.parse_args()
 
 
@@ -158,6 +168,55 @@ def run_compute(cfg, data, device, channels_last) -> float:
     return sum(len(y) for _, y in batches) / (time.perf_counter() - start)
 
 
+def _competitors(count: int) -> list:
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def thread_choice(a, cfg, data, device, channels_last) -> None:
+    """auto's thread count against 1 and every core, idle and beside competing processes."""
+    from cnnlab.parallelism import choose_threads, machine_load, thread_limit, usable_cores
+    from cnnlab.train.threads import forward_macs
+
+    cores = usable_cores()
+    macs = forward_macs(fresh_model(cfg, data, device, channels_last), data.shape, device) * a.batch
+    report = {"model": a.model, "dataset": a.dataset, "batch": a.batch, "cores": cores,
+              "macs_per_batch": macs, "conditions": {}}
+    print(f"{a.model} on {a.dataset} {'x'.join(map(str, data.shape))}, batch {a.batch}, "
+          f"{macs / 1e6:.1f}M multiply-adds per batch forward, {cores} usable cores, torch {torch.__version__}")
+    for condition in ("idle", "busy"):
+        others = _competitors(a.compete) if condition == "busy" else []
+        try:
+            if others:
+                time.sleep(1.0)  # let them take their cores
+            load = machine_load()
+            auto = choose_threads(macs, cores, load, thread_limit())
+            settings = sorted({1, cores, auto})
+            speeds = {t: [] for t in settings}
+            for _ in range(a.rounds):
+                for t in settings:
+                    torch.set_num_threads(t)
+                    speeds[t].append(run_cnnlab(cfg, data, device, channels_last))
+        finally:
+            for process in others:
+                process.kill()
+                process.wait()
+        median = {t: statistics.median(v) for t, v in speeds.items()}
+        best = max(median.values())
+        slower = best / median[auto]
+        label = (f"busy ({len(others)} competing process{'es' if len(others) != 1 else ''})" if others
+                 else "idle" if not load else "idle? (not quite: the machine has other work)")
+        print(f"  {label}: other runnable threads {load}, auto chose {auto}")
+        for t in settings:
+            runs = ", ".join(f"{v:,.0f}" for v in speeds[t])
+            print(f"    {t:2d} thread{'s' if t > 1 else ' '} {median[t]:>10,.0f} images/s   (rounds: {runs})")
+        print(f"    auto's choice is {slower:.2f}x slower than the best setting (floor 1.2)")
+        report["conditions"][condition] = {"load": load, "auto": auto, "slower_than_best": round(slower, 3),
+                                           "images_per_s": {str(t): round(v, 1) for t, v in median.items()}}
+    print(json.dumps(report))
+
+
 def main() -> None:
     a = parse_args()
     cfg = make_config(a)
@@ -168,6 +227,8 @@ def main() -> None:
 
     data_dir = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
     data = build_data(cfg.dataset, data_dir, device, torch.Generator(device=device).manual_seed(0), channels_last)
+    if a.threads:
+        return thread_choice(a, cfg, data, device, channels_last)
     runners = {"cnnlab": lambda: run_cnnlab(cfg, data, device, channels_last),
                "tutorial": lambda: run_tutorial(cfg, data, device, channels_last, a.workers),
                "compute": lambda: run_compute(cfg, data, device, channels_last)}

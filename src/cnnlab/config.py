@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.errors import ConfigError
+from cnnlab import parallelism  # noqa: F401 - registers ${cnnlab_sweep_workers:} (hydra/launcher=auto)
 
 # ---------------------------------------------------------------- dataset
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "folder", "synthetic")
@@ -142,7 +143,7 @@ class TrainerConfig:
     histograms: bool = False  # weight and activation histograms to TensorBoard each epoch
     diagnostics: bool = True  # after training: confusion matrix and misclassified test images (PNG + TensorBoard)
     sync_every: int = 50  # steps between reads of the running loss for the progress bar
-    num_threads: Optional[int] = None  # CPU threads (default: PyTorch's choice)
+    num_threads: Any = "auto"  # CPU threads: auto (1 for small models or a busy machine) | N | null (PyTorch's)
     checkpoint_every_steps: int = 0  # also write last.pt every N steps mid-epoch (0 = epoch ends only)
     fast_dev_run: bool = False  # one batch of train, val and test, end to end; writes no files
     overfit_batches: int = 0  # train on the same N batches every epoch (0 = off): a sane setup reaches ~100%
@@ -300,8 +301,8 @@ def _check_ranges(s: RootConfig) -> None:
     _require(str(t.channels_last).lower() in ("auto", "true", "false"), "trainer.channels_last",
              "auto, true or false", t.channels_last)
     _require(t.sync_every >= 1, "trainer.sync_every", "a positive integer", t.sync_every)
-    _require(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
-             "a positive integer or null", t.num_threads)
+    _require(t.num_threads in (None, "auto") or type(t.num_threads) is int and t.num_threads >= 1,
+             "trainer.num_threads", "auto, a positive integer or null", t.num_threads)
     _require(t.checkpoint_every_steps >= 0, "trainer.checkpoint_every_steps", "an integer >= 0 (0 = off)",
              t.checkpoint_every_steps)
     _require(t.overfit_batches >= 0, "trainer.overfit_batches", "an integer >= 0 (0 = off)", t.overfit_batches)

@@ -28,6 +28,7 @@ from cnnlab.train import distributed, sanity
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
+from cnnlab.train.threads import apply_threads
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
 from cnnlab.train.runtime import set_tf32, use_tf32
@@ -38,7 +39,7 @@ log = logging.getLogger("cnnlab")
 def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     wall_start = time.perf_counter()
     cfg = sanity.configure(cfg)  # trainer.fast_dev_run: one epoch of one batch
-    if cfg.trainer.num_threads:
+    if isinstance(cfg.trainer.num_threads, int):  # auto is decided once the model is built
         torch.set_num_threads(cfg.trainer.num_threads)
     device = pick_device(cfg.device)
     ddp = distributed.setup(device)  # under torchrun: this process's rank and device; else None
@@ -62,6 +63,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     if channels_last:
         model.to(memory_format=torch.channels_last)
     total_params, trainable_params = count_params(model)
+    apply_threads(cfg.trainer.num_threads, model, data.shape, cfg.dataset.batch_size, device)
     log.info(f"cnnlab: {cfg.model.name} on {cfg.dataset.name} ({len(data.train.x):,} train / "
              f"{len(data.val.x):,} val / {len(data.test.x):,} test images of "
              f"{'x'.join(map(str, data.shape))}, {data.num_classes} classes), {cfg.optim.name} "
@@ -153,6 +155,7 @@ def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable
         "final_train_acc": last.get("train/acc"), "final_train_loss": last.get("train/loss"),
         "final_val_acc": last.get("val/acc"), "final_val_loss": last.get("val/loss"),
         "params": total, "trainable_params": trainable,
+        "num_threads": torch.get_num_threads(),
         "train_seconds": round(state.train_seconds, 3),
         "images_per_s": round(state.train_images / state.train_seconds, 1) if state.train_seconds else None,
         "wall_seconds": round(time.perf_counter() - wall_start, 3),

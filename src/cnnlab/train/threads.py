@@ -1,0 +1,53 @@
+"""`trainer.num_threads`: a fixed count, PyTorch's choice (null), or auto: the count for this model here."""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn as nn
+
+from cnnlab.parallelism import choose_threads, machine_load, thread_limit, usable_cores
+
+log = logging.getLogger("cnnlab")
+
+
+@torch.no_grad()
+def forward_macs(model: nn.Module, shape: tuple, device: torch.device | str = "cpu") -> int:
+    """Multiply-accumulates of the convolutions and linear layers in one forward pass of one image:
+    the work that threads split. Eval mode, so batch-norm statistics and RNG are left as they were."""
+    total = 0
+
+    def count(module, _inputs, output):
+        nonlocal total
+        if isinstance(module, nn.modules.conv._ConvNd):
+            total += output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    was_training = model.training
+    try:
+        model.eval()
+        param = next(model.parameters(), None)
+        dtype = param.dtype if param is not None else torch.float32
+        model(torch.zeros(1, *shape, device=device, dtype=dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total
+
+
+def apply_threads(setting, model: nn.Module, shape: tuple, batch_size: int, device: torch.device) -> int:
+    """Set torch's intra-op threads from `trainer.num_threads` and return the count in use."""
+    if isinstance(setting, int):
+        torch.set_num_threads(setting)
+    elif setting == "auto" and device.type == "cpu":
+        load = machine_load()
+        macs = forward_macs(model, shape, device) * batch_size
+        threads = choose_threads(macs, usable_cores(), load, thread_limit())
+        torch.set_num_threads(threads)
+        log.debug(f"cnnlab: {threads} CPU thread(s) for {macs / 1e6:.1f}M multiply-adds per batch")
+    return torch.get_num_threads()
