@@ -42,6 +42,9 @@ def describe(exc: BaseException) -> str:
         options = re.findall(r"^\t(\S+)$", text, flags=re.M)
         listed = f" The options for {group}= are: {', '.join(options)}." if options else ""
         return f"there is no {group} preset '{option}' (from '{group}={option}').{listed} Nothing was run."
+    if "Expecting one subcommand" in text:  # a bare --shell-completion
+        return (f"{text.rstrip('.')}: give --shell-completion install=bash (or zsh, fish), e.g. "
+                '`eval "$(cnnlab --shell-completion install=bash)"` in ~/.bashrc, as Hydra documents.')
     text = re.sub(r"\n\t", ", ", text)
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
     if cause is not None and str(cause):

@@ -10,6 +10,7 @@ import torch
 from cnnlab.config import DatasetConfig
 from cnnlab.data.loader import DeviceLoader
 from cnnlab.data.sources import load_source
+from cnnlab.data.usable import check_usable
 from cnnlab.data.splits import Splits, carve_validation, channel_stats, check_splits, select_classes
 
 
@@ -33,7 +34,9 @@ def load_splits(cfg: DatasetConfig, data_dir: Path) -> Splits:
     check_splits(splits, cfg.name)
     if cfg.classes is not None:
         splits = select_classes(splits, list(cfg.classes))
-    return carve_validation(splits, cfg.val_split, cfg.train_size)
+    splits = carve_validation(splits, cfg.val_split, cfg.train_size)
+    check_usable(splits, cfg)
+    return splits
 
 
 def build_data(cfg: DatasetConfig, data_dir: Path, device: torch.device, generator: torch.Generator,

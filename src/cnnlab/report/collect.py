@@ -80,9 +80,12 @@ def read_run(path: Path) -> Run:
     if results_file.is_file():
         try:
             results = json.loads(results_file.read_text())
+            if not isinstance(results, dict):
+                raise ValueError(f"it holds a JSON {type(results).__name__}, not cnnlab's object of metrics")
             status = str(results.get("status", "completed"))
             error = results.get("error")
         except (OSError, ValueError) as exc:
+            results = None
             status, error = "unreadable", f"{RESULTS_FILE} could not be read: {exc}"
     elif (path / "checkpoints" / "last.pt").is_file():
         error = "no results.json yet: still running, or stopped after a checkpoint (resume=true continues it)"
