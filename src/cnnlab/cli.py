@@ -128,6 +128,15 @@ def _unwritable_output(argv: list) -> str | None:
     return None
 
 
+def _leave(code: int) -> None:
+    """Exit; under torchrun the other ranks wait a moment, so rank 0 ends first, its message is printed
+    before torchrun stops the rest, and torchrun names rank 0's exit code as the root cause."""
+    if code and int(os.environ.get("RANK", "0")) != 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import time
+        time.sleep(5)
+    sys.exit(code)
+
+
 def _say(message: str) -> None:
     """An error on stderr, once: under torchrun only rank 0 prints it."""
     if int(os.environ.get("RANK", "0")) == 0:
@@ -144,12 +153,12 @@ def main() -> None:
     problem = unknown_key_message(argv, groups) or _unwritable_output(argv)
     if problem:
         _say(problem)
-        sys.exit(2)
+        _leave(2)
     try:
         rundir.claim_named(argv)  # before Hydra writes .hydra/ and train.log into the folder
     except CnnlabError as exc:
         _say(str(exc))
-        sys.exit(exc.exit_code)
+        _leave(exc.exit_code)
     from cnnlab.train import distributed  # imports torch only when torchrun started this process
 
     sys.argv += distributed.hydra_overrides()  # ranks > 0: rank 0's folder, no .hydra/ or train.log
@@ -157,14 +166,15 @@ def main() -> None:
         with hydra_errors.input_errors():
             _hydra_main()
     except hydra_errors.HydraInputError as exc:
-        hydra_errors.report(exc)
+        _say(str(exc))
+        _leave(2)
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         sys.exit(130)
     finally:
         distributed.shutdown()
     if _exit_code:
-        sys.exit(_exit_code)
+        _leave(_exit_code)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
 from typing import Iterator
 
 TASK_MARK = "_cnnlab_in_task"
@@ -84,10 +83,3 @@ def _raiser(exc: BaseException):
     def again():
         raise exc
     return again
-
-
-def report(exc: HydraInputError) -> None:
-    """Print it (rank 0 only under torchrun) and exit 2."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"cnnlab: error: {exc}", file=sys.stderr, flush=True)
-    sys.exit(2)
