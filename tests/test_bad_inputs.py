@@ -3,8 +3,10 @@
 A new case is one line. Each row runs `cnnlab.cli.main()`, the function behind the `cnnlab` command,
 in this process (a process per row would cost 2-3 s of start-up each); `test_the_real_process_*`
 runs a few rows as real processes, so the exit code and stderr are those a shell sees. `{run}` is a
-fresh run folder, `{done}` a folder holding a completed run, `{folder1}` a folder dataset with one
-class, `{file}` a regular file, `{locked}` a folder another process has locked.
+fresh run folder, `{done}` a folder holding a completed run (`{midepoch}`: its checkpoint as if
+saved mid-epoch), `{folder1}` a folder dataset with one class, `{empty}` an empty folder,
+`{garbage}` class folders of files that are not images, `{file}` a regular file, `{locked}` a
+folder another process has locked.
 """
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ CASES = [
     (["dataset.std=[0.2,0.2,0.2]"], 2, "dataset.std=[0.2, 0.2, 0.2] has 3 value(s)"),
     (["dataset=folder", "dataset.path=/no/such/folder"], 2, "/no/such/folder"),
     (["dataset=folder"], 2, "dataset.path"),
+    (["dataset=folder", "dataset.path={empty}"], 2, "is empty or has no class subfolders"),
+    (["dataset=folder", "dataset.path={garbage}", "data_dir={run}"], 2, "none of the 4 images"),
+    (["+foo=1"], 2, "unknown config key 'foo'"),
     (["dataset=mnist", "dataset.download=false"], 2, "MNIST"),
     # run folders
     (["hydra.run.dir={file}/run"], 2, "cannot write to hydra.run.dir="),
@@ -90,6 +95,11 @@ def places(tmp_path_factory):
     from PIL import Image
     for i in range(4):
         Image.new("L", (8, 8), color=40 * i).save(one / f"{i}.png")
+    (root / "empty").mkdir()
+    for name in ("a", "b"):
+        (root / "garbage" / name).mkdir(parents=True)
+        for i in range(2):
+            (root / "garbage" / name / f"{i}.png").write_text("not an image")
     done = root / "done"
     with _cwd(root):
         code, out = _main([*TINY, "dataset.train_size=200", f"hydra.run.dir={done}"])
@@ -105,7 +115,8 @@ def places(tmp_path_factory):
     holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(locked / ".cnnlab.lock")],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
-    yield {"file": root / "a-file", "folder1": root / "one_class", "done": done, "midepoch": midepoch,
+    yield {"file": root / "a-file", "folder1": root / "one_class", "empty": root / "empty",
+           "garbage": root / "garbage", "done": done, "midepoch": midepoch,
            "locked": locked, "root": root}
     holder.kill()
     holder.wait()
