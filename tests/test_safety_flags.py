@@ -56,3 +56,17 @@ def test_under_torchrun_a_bad_input_is_one_message_from_rank_0_and_exit_code_2(t
     # torchrun's own summary (its process, not cnnlab's) names rank 0 and cnnlab's exit code as the cause
     cause = out.split("Root Cause", 1)[-1]
     assert "rank      : 0" in cause and "exitcode  : 2" in cause, out
+
+
+def test_a_bug_inside_a_job_is_not_called_a_mistake_in_the_input(tmp_path, monkeypatch):
+    """Only input errors become exit 2; an exception from the job itself keeps Hydra's report, exit 1."""
+    from test_bad_inputs import TINY, _cwd, _main
+    import cnnlab.run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the job")
+
+    monkeypatch.setattr(cnnlab.run, "run_job", broken)
+    with _cwd(tmp_path):
+        code, out = _main([*TINY, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 1 and "RuntimeError: a bug in the job" in out and "cnnlab: error" not in out
