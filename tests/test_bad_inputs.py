@@ -71,6 +71,8 @@ CASES = [
     (["resume=true", "dataset.train_size=200", "dataset.batch_size=32", "hydra.run.dir={midepoch}"], 2,
      "saved mid-epoch (epoch 1, step 2) with dataset.batch_size=64"),
     (["resume=true", "model=mlp", "hydra.run.dir={done}"], 2, "mismatched keys"),
+    (["resume=true", "trainer.max_epoch=3", "hydra.run.dir={done}"], 2, "Did you mean trainer.max_epochs?"),
+    (["resume=true", "model.dropout=1.5", "hydra.run.dir={done}"], 2, "model.dropout"),
     # Hydra's flags
     (["--shell-completion"], 2, "install=bash"),
     (["--shell-completion", "install=bash"], 0, "hydra_bash_completion"),

@@ -151,7 +151,7 @@ def test_a_crashed_holder_leaves_no_stale_lock(tmp_path):
     child.kill()  # SIGKILL: no clean-up code runs
     child.wait()
     rundir.lock(tmp_path)
-    assert rundir.holder(tmp_path) is None or rundir.holder(tmp_path) == os.getpid()
+    assert rundir.holder(tmp_path) == os.getpid()
     rundir.unlock(tmp_path)
 
 
@@ -173,3 +173,15 @@ def test_checkpoint_clean_up_removes_only_leftovers_of_ended_processes(tmp_path)
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_the_report_on_a_results_json_holding_a_list_lists_it_as_unreadable(tmp_path, capsys):
+    from cnnlab.report.cli import main as report_main
+
+    run_dir = tmp_path / "sweep" / "job"
+    run_dir.mkdir(parents=True)
+    (run_dir / "results.json").write_text("[1, 2, 3]\n")
+    report_main([str(tmp_path / "sweep"), "--no-figures"])
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "unreadable" in report and "JSON list" in report
+    assert "1 of 1 runs did not complete" in capsys.readouterr().out
