@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Dict, Iterable, List, Optional
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, write_failure
 
 LOCK_FILE = ".cnnlab.lock"
 TRUE = ("true", "yes", "on", "1")
@@ -45,9 +45,13 @@ def lock(run_dir: Path) -> None:
     key = str(run_dir.resolve())
     if key in _held:
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
-    f = open(path, "a+")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as exc:
+        raise RunDirRefused(f"cannot write to the run folder {run_dir}: {write_failure(exc)}. Choose a folder you "
+                            "can write to with hydra.run.dir; nothing was run.") from None
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
