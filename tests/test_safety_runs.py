@@ -107,8 +107,16 @@ def test_a_sweep_run_again_into_its_folder_refuses_each_job_and_keeps_them(tmp_p
     assert code == 0, out
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     before = {job: (job / "results.json").read_bytes() for job in jobs}
+    multirun_yaml = (sweep / "multirun.yaml").read_bytes()
     with _cwd(tmp_path):
         code, out = _main(args)
+    assert code == 2 and "already holds the runs of a sweep (2 job folder(s)" in out, out
+    assert f"-m optim=sgd,adam {' '.join(TINY)} dataset.train_size=200 hydra.sweep.dir={sweep} resume=true" in out
+    assert {job: (job / "results.json").read_bytes() for job in jobs} == before
+    assert (sweep / "multirun.yaml").read_bytes() == multirun_yaml
+    # a sweep whose folder Hydra names (here by an interpolation) is refused job by job
+    with _cwd(tmp_path):
+        code, out = _main([*args[:-1], f"hydra.sweep.dir={sweep.parent}/${{oc.env:SWEEP_NAME,sweep}}"])
     assert code == 2 and out.count("already holds a completed run") == 2, out
     assert {job: (job / "results.json").read_bytes() for job in jobs} == before
     with _cwd(tmp_path):

@@ -163,10 +163,33 @@ def resume_requested(argv: List[str]) -> bool:
     return slurm_requeue or bool(values) and values[-1].strip("'\"").lower() in TRUE
 
 
+def refuse_named_sweep(argv: List[str]) -> None:
+    """Before Hydra starts a sweep into a hydra.sweep.dir whose jobs hold runs: refuse it without
+    resume=true (Hydra would rewrite the sweep's multirun.yaml before each job is refused)."""
+    if not multirun(argv) or not runs(argv) or resume_requested(argv):
+        return
+    dirs = [a for a in argv if a.startswith("hydra.sweep.dir=") and "${" not in a]
+    value = override_value(dirs[-1]) if dirs else None
+    sweep = Path(value).expanduser() if value else None
+    if sweep is None or not sweep.is_dir():
+        return
+    held = sorted(p.name for p in sweep.iterdir() if p.is_dir() and existing_run(p))
+    if held:
+        overrides = [a for a in argv if not a.startswith("-") and "=" in a and not a.startswith("resume=")]
+        program = "cnnlab" if Path(sys.argv[0]).name == "cnnlab" else "python -m cnnlab"
+        raise RunDirRefused(
+            f"hydra.sweep.dir={sweep} already holds the runs of a sweep ({len(held)} job folder(s): "
+            f"{', '.join(held[:3])}{' ...' if len(held) > 3 else ''}); a new sweep there would overwrite them. To "
+            f"continue them, each in its own folder: {program} -m {' '.join(map(shlex.quote, overrides))} resume=true . "
+            "To start a new sweep, choose another hydra.sweep.dir, or leave it out for a fresh "
+            "outputs/multirun/DATE/TIME folder; nothing was changed.")
+
+
 def claim_named(argv: List[str]) -> Optional[Path]:
     """Before Hydra starts: lock the folder named by hydra.run.dir and refuse one that holds a run."""
     if int(os.environ.get("RANK", "0")) != 0:
         return None  # under torchrun rank 0 holds the folder for every rank
+    refuse_named_sweep(argv)
     run_dir = named_run_dir(argv)
     if run_dir is None:
         return None  # Hydra chooses the folder: it is locked inside the job

@@ -10,8 +10,8 @@ import torch
 from cnnlab.config import DatasetConfig
 from cnnlab.data.loader import DeviceLoader
 from cnnlab.data.sources import load_source
-from cnnlab.data.usable import check_usable
 from cnnlab.data.splits import Splits, carve_validation, channel_stats, check_splits, select_classes
+from cnnlab.data.usable import check_usable
 
 
 @dataclass
