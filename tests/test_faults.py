@@ -42,6 +42,7 @@ def _metrics(history: list) -> list:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_and_at_epoch_end_then_resume_gives_identical_weights(train_run, tmp_path):
     full, _ = train_run(EXACT, tmp_path / "full")
     split = tmp_path / "split"
@@ -98,6 +99,7 @@ def _wait_for_line(proc: subprocess.Popen, text: str) -> None:
     raise AssertionError(f"the run ended before printing {text!r}: {proc.stderr.read()}")
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_save_a_checkpoint_and_say_how_to_resume(tmp_path):
     procs = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,6 +119,7 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_say_how_to_resume(tmp_path):
         assert json.loads((run_dir / "results.json").read_text())["status"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_and_leaves_valid_checkpoints(tmp_path):
     run_dir = tmp_path / "run"
     proc = _start(FAST + ["trainer.max_epochs=200", "trainer.checkpoint_every_steps=1", f"hydra.run.dir={run_dir}"],
@@ -213,6 +216,7 @@ def _file_size_limit(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_reported_clearly_and_keeps_earlier_checkpoints(train_run, tmp_path):
     _, run_dir = train_run(["trainer.max_epochs=1"], tmp_path / "run")
     before = (run_dir / "checkpoints" / "last.pt").read_bytes()
@@ -229,6 +233,7 @@ def test_a_full_disk_is_reported_clearly_and_keeps_earlier_checkpoints(train_run
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_folder_is_reported_before_any_work(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

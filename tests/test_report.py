@@ -246,6 +246,7 @@ def test_bad_input_is_one_paragraph_and_a_nonzero_exit(tmp_path, make, expected)
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_report_on_a_real_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     tiny = ["trainer.max_epochs=1", "dataset.train_size=300", "trainer.summary=false", "trainer.progress=false",

@@ -24,6 +24,7 @@ def test_a_taken_run_folder_gets_a_suffix(tmp_path):
     assert _claim(base) == base + "-1" and _claim(base) == base + "-2"
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_get_their_own_folders(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     procs = [subprocess.Popen([sys.executable, "-m", "cnnlab", *ONE_EPOCH], cwd=tmp_path, env=env,
@@ -45,6 +46,7 @@ def _torchrun(args: list, cwd: Path, nproc: int = 2) -> subprocess.CompletedProc
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process_with_the_same_global_batch(train_run, tmp_path):
     args = ONE_EPOCH + ["trainer.max_epochs=2"]
     done = _torchrun(args, tmp_path)
@@ -63,6 +65,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_same_global_batch
     assert ddp["history"][-1]["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_joblib_runs_two_jobs_at_once_each_in_its_own_complete_folder(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
@@ -80,6 +83,7 @@ def test_joblib_runs_two_jobs_at_once_each_in_its_own_complete_folder(tmp_path):
         assert len(EventAccumulator(str(job)).Reload().Scalars("val/acc")) == 1
 
 
+@pytest.mark.slow
 def test_optuna_search_maximises_the_best_validation_accuracy(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "search"

@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import sys
@@ -17,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab import hydra_errors, rundir
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -46,62 +49,117 @@ def _hydra_main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
+    lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 holds the folder and speaks
     try:
+        if lead:
+            rundir.lock(run_dir)  # before anything is written into it, even a failure record
         settings = validate(cfg)
         if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
             settings.resume = True  # a requeued SLURM job continues from checkpoints/last.pt in its folder
+        if lead:
+            rundir.refuse_existing(run_dir, settings.resume, overrides)
         from cnnlab.run import run_job  # torch and friends load only once the config is known good
         results = run_job(settings, run_dir, overrides)
         return objective_value(results)  # trainer.monitor at the best epoch: what Optuna optimizes
     except CnnlabError as exc:
         status = getattr(exc, "status", "failed")
-        print(f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}", file=sys.stderr, flush=True)
-        _record_failure(run_dir, overrides, exc)
+        if lead:
+            print(f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}", file=sys.stderr, flush=True)
+        if getattr(exc, "record", True):
+            _record_failure(run_dir, overrides, exc)
         if status == "interrupted":  # Ctrl-C or preemption stops a sweep too, not just this job
             raise SystemExit(exc.exit_code)
         _exit_code = max(_exit_code, exc.exit_code)
         return None
+    except Exception as exc:
+        hydra_errors.mark_task_error(exc)  # a failure of the job, not of the input: Hydra's report, exit 1
+        raise
+    finally:
+        rundir.unlock(run_dir)
 
 
 def _record_failure(run_dir: Path, overrides: list, exc: CnnlabError) -> None:
-    """A failed job leaves a results.json saying so, so a report shows it instead of dropping it."""
+    """A failed job leaves a record saying so, so a report shows it instead of dropping it.
+
+    The record goes to attempts/; results.json gets it too unless it holds a completed run, which
+    no later attempt may replace.
+    """
     from cnnlab.train import distributed
 
     if distributed.rank() != 0:
         return  # under torchrun rank 0 writes it
     try:
-        from cnnlab.results import write_results
+        from cnnlab.results import has_completed_results, write_attempt, write_results
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_results(run_dir, {"status": getattr(exc, "status", "failed"), "error": str(exc),
-                                "overrides": overrides})
-    except (OSError, CnnlabError):
+        record = {"status": getattr(exc, "status", "failed"), "error": str(exc), "exit_code": exc.exit_code,
+                  "overrides": overrides}
+        path = write_attempt(run_dir, record)
+        rundir.restore_hydra_files(run_dir)  # a failed resume leaves the run's own .hydra/ config
+        if not has_completed_results(run_dir):
+            write_results(run_dir, {**record, "finished_at": json.loads(path.read_text())["finished_at"]})
+    except (OSError, ValueError, CnnlabError):
         pass  # the folder itself is unwritable; the message above already said what went wrong
 
 
 def _unwritable_output(argv: list) -> str | None:
     """A run or sweep folder named on the command line must be writable. Checked before Hydra starts:
-    Hydra creates the folder before cnnlab runs and would answer with a traceback."""
+    Hydra creates the folder before cnnlab runs and would answer with a traceback. The value is read
+    as Hydra reads it (quotes, `${now:...}`); a folder this check made is removed again if it fails."""
+    if not rundir.runs(argv):
+        return None  # --cfg, --help, --info, --shell-completion write nothing
     for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in ("hydra.run.dir", "hydra.sweep.dir") or "${" in value:
+        key, sep, _ = arg.partition("=")
+        if not sep or key not in ("hydra.run.dir", "hydra.sweep.dir"):
             continue
+        value = rundir.override_value(arg)
+        if value is None:
+            continue  # known only once Hydra runs; the job reports it
         folder = Path(value).expanduser()
+        made = [p for p in (folder, *folder.parents) if not p.exists()]
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as exc:
+            for path in made:  # deepest first: no empty folders left behind by a refused command
+                with contextlib.suppress(OSError):
+                    path.rmdir()
             return (f"cannot write to {key}={value}: {write_failure(exc)}. Choose a folder you can write "
                     "to; nothing was run.")
     return None
 
 
+def _leave(code: int) -> None:
+    """Exit; under torchrun the other ranks wait a moment, so rank 0 ends first, its message is printed
+    before torchrun stops the rest, and torchrun names rank 0's exit code as the root cause."""
+    if code and int(os.environ.get("RANK", "0")) != 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import time
+        time.sleep(5)
+    sys.exit(code)
+
+
+def _say(message: str) -> None:
+    """An error on stderr, once: under torchrun only rank 0 prints it."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"cnnlab: error: {message}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
+    argv = sys.argv[1:]
+    if "--version" in argv:
+        import cnnlab
+        print(f"cnnlab {cnnlab.__version__} (Hydra {hydra.__version__})")
+        return
     groups = [p.name for p in Path(_config_dir()).iterdir() if p.is_dir()]
-    problem = unknown_key_message(sys.argv[1:], groups) or _unwritable_output(sys.argv[1:])
+    problem = unknown_key_message(argv, groups) or _unwritable_output(argv)
     if problem:
-        print(f"cnnlab: error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        _say(problem)
+        _leave(2)
+    try:
+        rundir.claim_named(argv)  # before Hydra writes .hydra/ and train.log into the folder
+    except CnnlabError as exc:
+        _say(str(exc))
+        _leave(exc.exit_code)
     from cnnlab.train import distributed  # imports torch only when torchrun started this process
 
     sys.argv += distributed.hydra_overrides()  # ranks > 0: rank 0's folder, no .hydra/ or train.log
@@ -109,14 +167,18 @@ def main() -> None:
 
     sys.argv += hydra_overrides(sys.argv[1:])  # trainer.fast_dev_run: no .hydra/ either
     try:
-        _hydra_main()
+        with hydra_errors.input_errors():
+            _hydra_main()
+    except hydra_errors.HydraInputError as exc:
+        _say(str(exc))
+        _leave(2)
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         sys.exit(130)
     finally:
         distributed.shutdown()
     if _exit_code:
-        sys.exit(_exit_code)
+        _leave(_exit_code)
 
 
 if __name__ == "__main__":

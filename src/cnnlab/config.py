@@ -212,6 +212,8 @@ def validate(cfg: DictConfig) -> RootConfig:
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe_omegaconf_error(exc)) from None
     _check_ranges(settings)
+    from cnnlab.value_checks import check_values
+    check_values(settings)  # infinity/NaN anywhere, seeds out of range
     return settings
 
 
@@ -290,8 +292,8 @@ def _check_ranges(s: RootConfig) -> None:
 
     _require(t.max_epochs >= 0, "trainer.max_epochs", "an integer >= 0", t.max_epochs)
     es = t.early_stopping
-    _require(es.patience is None or es.patience >= 0, "trainer.early_stopping.patience",
-             "null (off) or an integer >= 0", es.patience)
+    _require(es.patience is None or es.patience >= 1, "trainer.early_stopping.patience",
+             "null (off) or an integer >= 1 (0 would stop after the first epoch)", es.patience)
     _require(t.monitor in MONITORS, "trainer.monitor", "val/loss or val/acc", t.monitor)
     _require(es.monitor is None or es.monitor in MONITORS, "trainer.early_stopping.monitor",
              "null (use trainer.monitor), val/loss or val/acc", es.monitor)

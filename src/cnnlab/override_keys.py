@@ -26,11 +26,21 @@ def _settings(schema: type, prefix: str = "") -> dict[str, Optional[type]]:
     return keys
 
 
+# Hydra's flags whose value is the next argument (`--cfg job`, `--config-dir DIR`)
+_FLAGS_WITH_VALUE = ("-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
+                     "-cd", "--config-dir", "-i", "--info", "--experimental-rerun")
+
+
 def unknown_key_message(argv: Iterable[str], groups: Iterable[str]) -> Optional[str]:
     """A one-paragraph error for the first override whose key is not a setting, else None."""
+    argv = list(argv)
+    if any(a.split("=", 1)[0] in ("-sc", "--shell-completion") for a in argv):
+        return None  # its arguments (install=bash, query=bash) are Hydra's, not settings
     settings = _settings(RootConfig)
     groups = set(groups)
-    for arg in argv:
+    for previous, arg in zip([""] + argv, argv):
+        if previous in _FLAGS_WITH_VALUE:
+            continue  # e.g. the folder after --config-dir
         key, sep, _ = arg.partition("=")
         if not sep or arg.startswith(("-", "+", "~")) or "@" in key or key.split(".")[0].split("/")[0] == "hydra":
             continue  # not an override, or one of Hydra's own forms (append, delete, package, hydra.*)

@@ -29,6 +29,7 @@ from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
 from cnnlab.train.threads import apply_threads
+from cnnlab.train.resumable import check_resumable
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
 from cnnlab.train.runtime import set_tf32, use_tf32
@@ -100,7 +101,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
             }
 
         if cfg.resume:
-            _resume(run_dir, model, optimizer, schedule, scaler, state, tracker, generator, device)
+            _resume(cfg, run_dir, model, optimizer, schedule, scaler, state, tracker, generator, device)
 
         # On CPU reading the loss costs nothing, so NaN is checked every step; on CUDA only where the
         # loop syncs anyway (trainer.sync_every), so no step waits for the GPU.
@@ -193,13 +194,14 @@ def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
     return state
 
 
-def _resume(run_dir: Path, model, optimizer, schedule, scaler, state: FitState, tracker: BestTracker,
-            generator: torch.Generator, device: torch.device) -> None:
+def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, state: FitState,
+            tracker: BestTracker, generator: torch.Generator, device: torch.device) -> None:
     path = run_dir / "checkpoints" / "last.pt"
     if not path.exists():
         log.info(f"resume=true but {path} does not exist yet: starting from scratch.")
         return
     saved = load_checkpoint(path)
+    check_resumable(saved.get("config"), cfg, path, (saved.get("fit") or {}).get("progress"))
     missing, unexpected = _state_mismatch(model.state_dict(), saved["model"])
     if missing or unexpected:
         raise ConfigError(f"cannot resume from {path}: it was written for a different model or class count "

@@ -12,6 +12,7 @@ from cnnlab.data.loader import DeviceLoader
 from cnnlab.data.resize import resize_images
 from cnnlab.data.sources import load_source
 from cnnlab.data.splits import Splits, carve_validation, channel_stats, check_splits, select_classes
+from cnnlab.data.usable import check_usable
 
 
 @dataclass
@@ -49,7 +50,9 @@ def load_splits(cfg: DatasetConfig, data_dir: Path) -> Splits:
     check_splits(splits, cfg.name)
     if cfg.classes is not None:
         splits = select_classes(splits, list(cfg.classes))
-    return carve_validation(splits, cfg.val_split, cfg.train_size, val_from_test=cfg.val_from_test, name=cfg.name)
+    splits = carve_validation(splits, cfg.val_split, cfg.train_size, val_from_test=cfg.val_from_test, name=cfg.name)
+    check_usable(splits, cfg)
+    return splits
 
 
 def build_data(cfg: DatasetConfig, data_dir: Path, device: torch.device, generator: torch.Generator,

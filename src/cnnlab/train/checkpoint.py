@@ -24,7 +24,8 @@ def save_checkpoint(state: dict, path: Path) -> None:
     """Write to a temporary file in the same folder, flush to disk, then rename over `path`.
 
     A crash mid-write leaves the previous checkpoint intact; the rename is atomic on POSIX. The
-    temporary files such a crash left behind are removed here, on the next save.
+    temporary files such a crash left behind are removed here, on the next save; a temporary file
+    of another process that is still alive is left alone.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,10 +33,11 @@ def save_checkpoint(state: dict, path: Path) -> None:
         raise TrainingError(f"could not create the checkpoint folder {path.parent}: {exc.strerror or exc}. "
                             "Choose a writable hydra.run.dir.") from None
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
-        _remove_quietly(str(leftover))
+        if not _written_by_live_process(leftover):
+            _remove_quietly(str(leftover))
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save({"format_version": FORMAT_VERSION, **state}, f)
             f.flush()
@@ -87,6 +89,20 @@ def _unpickler_reason(exc: Exception) -> str:
         if "unsupported" in line.lower():
             return line.strip()[:200]
     return "it asks for classes or functions, not just tensors and plain data"
+
+
+def _written_by_live_process(leftover: Path) -> bool:
+    """A temp file is named .NAME.<pid>.<random>.tmp: another live process may still be writing it."""
+    pid = leftover.name.split(".")[-3] if leftover.name.count(".") >= 4 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False  # ours (a save this process abandoned), or a name from no cnnlab process
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def _remove_quietly(path: str) -> None:

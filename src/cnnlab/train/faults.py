@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -49,11 +48,9 @@ class Interrupted(CnnlabError):
 
 def resume_command(run_dir: Path, overrides: List[str]) -> str:
     """The command that continues this run: its overrides, resume=true and its folder."""
-    program = "cnnlab" if Path(sys.argv[0]).name == "cnnlab" else "python -m cnnlab"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        program = f"torchrun --nproc_per_node={os.environ.get('LOCAL_WORLD_SIZE', '?')} -m cnnlab"
-    kept = [o for o in overrides if not o.startswith(("resume=", "hydra.run.dir="))]
-    return " ".join([program, *map(shlex.quote, kept), "resume=true", shlex.quote(f"hydra.run.dir={run_dir}")])
+    from cnnlab.rundir import resume_command as command
+
+    return command(run_dir, overrides)
 
 
 class Guard:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cnnlab.config import DatasetConfig
 from cnnlab.data.splits import Splits
+from cnnlab.errors import DataError
 
 # dataset name -> (module, function); every function is `load(cfg, data_dir) -> Splits`
 SOURCES = {
@@ -29,4 +30,10 @@ SOURCES = {
 def load_source(cfg: DatasetConfig, data_dir: Path) -> Splits:
     module_name, function_name = SOURCES[cfg.name]
     loader = getattr(importlib.import_module(module_name), function_name)
-    return loader(cfg, data_dir)
+    try:
+        return loader(cfg, data_dir)
+    except PermissionError as exc:  # an unreadable data_dir, dataset.path or file in them
+        where = exc.filename or (cfg.path if cfg.name == "folder" else data_dir)
+        setting = "dataset.path" if cfg.name == "folder" and cfg.path else "data_dir"
+        raise DataError(f"cannot read {where}: permission denied. Make it readable (and its folders "
+                        f"searchable), or point {setting} at a copy you can read; nothing was run.") from None

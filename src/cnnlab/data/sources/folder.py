@@ -81,18 +81,26 @@ def load_folder(cfg: DatasetConfig, data_dir: Path) -> Splits:
 # ---------------------------------------------------------------- listing the files
 def scan_folder(root: Path) -> Listing:
     """Classes and the files of each split, in a fixed order; nothing is decoded."""
+    walker = _Walker(root)
+    try:
+        return _scan(root, walker)
+    finally:
+        walker.warn()
+
+
+def _scan(root: Path, walker: "_Walker") -> Listing:
     train_dir = root / "train"
     if not train_dir.is_dir():  # one subfolder per class
         classes = _class_names(root)
-        train, test = _hold_out(root, _list_images(root, classes, every_class=True), TEST_FRACTION)
+        train, test = _hold_out(root, _list_images(root, classes, every_class=True, walker=walker), TEST_FRACTION)
         return Listing(root, classes, {"train": train, "test": test}, {"train": root, "test": root})
     classes = _class_names(train_dir)
-    train = _list_images(train_dir, classes, every_class=True)
+    train = _list_images(train_dir, classes, every_class=True, walker=walker)
     listing = Listing(root, classes, {"train": train}, {"train": train_dir})
     val_dir = next((root / n for n in VAL_FOLDERS if (root / n).is_dir()), None)
     for part, folder in (("val", val_dir), ("test", root / "test")):
         if folder is not None and folder.is_dir():
-            listing.parts[part] = _list_images(folder, classes, every_class=False)
+            listing.parts[part] = _list_images(folder, classes, every_class=False, walker=walker)
             listing.folders[part] = folder
     if "test" not in listing.parts:
         if "val" in listing.parts:
@@ -108,8 +116,21 @@ def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(EXTENSIONS)
 
 
+def _loops_back(entry: Path, folder: Path, quiet: bool = False) -> bool:
+    """A symlink to the folder it sits in or to one above it (`loop -> .`): not a class, a cycle."""
+    if not entry.is_symlink():
+        return False
+    target, here = Path(os.path.realpath(entry)), Path(os.path.realpath(folder))
+    if target == here or target in here.parents:
+        if not quiet:
+            log.warning(f"ignoring {entry}: a symlink to {target}, which holds it (it would list the dataset "
+                        "again).")
+        return True
+    return False
+
+
 def _class_names(folder: Path) -> list[str]:
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and not _loops_back(p, folder)]
     classes = sorted(p.name for p in entries if p.is_dir())
     if classes:
         return classes
@@ -120,19 +141,76 @@ def _class_names(folder: Path) -> list[str]:
                     "named after the class, or use train/<class>/ and val/<class>/ subfolders.")
 
 
-def _list_images(folder: Path, classes: list[str], every_class: bool) -> Files:
+class _Walker:
+    """Walks class folders so that each image file is found once, however many paths lead to it.
+
+    A symlinked folder is followed only when it leads out of the dataset (images kept on another disk);
+    one that leads back into it (`cats/up -> ..`, `cats/more -> ../dogs`) would loop or give one image
+    two labels and put it in two splits, so it is skipped. A file reachable by two paths (a symlink to
+    an image, a folder linked from outside twice) is used once, under the path found first.
+    """
+
+    def __init__(self, root: Path):
+        self.root = os.path.realpath(root)
+        self.files: dict[str, Path] = {}  # real path -> the path it is used under
+        self.dirs: set[str] = set()  # real paths of the folders walked
+        self.loops: list[Path] = []  # symlinked folders not followed
+        self.duplicates: list[tuple[Path, Path]] = []  # (path not used, the path used for the same file)
+
+    def images(self, top: Path) -> list[Path]:
+        found = []
+        for parent, dirs, names in os.walk(top, followlinks=True):
+            real_parent = os.path.realpath(parent)
+            if real_parent in self.dirs:
+                dirs[:] = []
+                continue
+            self.dirs.add(real_parent)
+            kept = []
+            for d in sorted(d for d in dirs if not d.startswith(".")):
+                path = os.path.join(parent, d)
+                if os.path.islink(path) and self._inside(os.path.realpath(path)):
+                    self.loops.append(Path(path))
+                    continue
+                kept.append(d)
+            dirs[:] = kept
+            for n in sorted(n for n in names if _is_image(n)):
+                path = Path(parent, n)
+                real = os.path.realpath(path)
+                if real in self.files:
+                    self.duplicates.append((path, self.files[real]))
+                    continue
+                self.files[real] = path
+                found.append(path)
+        return found
+
+    def _inside(self, real: str) -> bool:
+        return real == self.root or real.startswith(self.root + os.sep)
+
+    def warn(self) -> None:
+        if self.loops:
+            names = [str(p) for p in self.loops]
+            log.warning(f"did not follow {len(names)} symlinked folder(s) that lead back into {self.root} (each "
+                        "image is used once, under its own class): " + ", ".join(names[:5])
+                        + (f" and {len(names) - 5} more" if len(names) > 5 else ""))
+        if self.duplicates:
+            pairs = [f"{a} (= {b})" for a, b in self.duplicates]
+            log.warning(f"{len(pairs)} image file(s) are reachable by more than one path; each is used once, "
+                        "under the path found first: " + ", ".join(pairs[:5])
+                        + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""))
+
+
+def _list_images(folder: Path, classes: list[str], every_class: bool, walker: Optional[_Walker] = None) -> Files:
     """Image files under folder/<class>/ (recursively), sorted; every class must have one if `every_class`."""
-    present = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    present = sorted(p.name for p in folder.iterdir()
+                     if p.is_dir() and not p.name.startswith(".") and not _loops_back(p, folder, quiet=True))
     unknown = [c for c in present if c not in classes]
     if unknown:
         raise DataError(f"{folder} has class folders that train/ lacks: {', '.join(unknown)}. Every class needs "
                         "training images: add them to train/ or remove these folders.")
+    walker = walker or _Walker(folder)
     files: Files = []
     for label, name in enumerate(classes):
-        found = []
-        for parent, dirs, names in os.walk(folder / name, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            found += [Path(parent, n) for n in names if _is_image(n)]
+        found = walker.images(folder / name)
         if every_class and not found:
             raise DataError(f"{folder / name} holds no images ({', '.join(EXTENSIONS)}). Add images to it or "
                             "remove the folder.")

@@ -1,0 +1,243 @@
+"""Every known bad input, as a table: the command line, the exit code, a phrase the message must hold.
+
+A new case is one line. Each row runs `cnnlab.cli.main()`, the function behind the `cnnlab` command,
+in this process (a process per row would cost 2-3 s of start-up each); `test_the_real_process_*`
+runs a few rows as real processes, so the exit code and stderr are those a shell sees. `{run}` is a
+fresh run folder, `{done}` a folder holding a completed run (`{midepoch}`: its checkpoint as if
+saved mid-epoch), `{folder1}` a folder dataset with one class, `{empty}` an empty folder,
+`{garbage}` class folders of files that are not images, `{file}` a regular file, `{locked}` a
+folder another process has locked.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab.cli
+from conftest import FAST, run_cli
+
+TINY = FAST + ["trainer.max_epochs=1", "trainer.num_threads=1"]
+
+# (command line after TINY, expected exit code, phrase in the output)
+CASES = [
+    # values out of range or of the wrong type
+    (["optim.lr=-1"], 2, "optim.lr"),
+    (["optim.lr=fast"], 2, "optim.lr"),
+    (["optim.lr=inf"], 2, "optim.lr=inf is not allowed: optim.lr must be a finite number"),
+    (["optim.lr=nan"], 2, "optim.lr"),
+    (["loss.l2=inf"], 2, "loss.l2=inf"),
+    (["model.dropout=1.5"], 2, "model.dropout"),
+    (["dataset.batch_size=0"], 2, "dataset.batch_size"),
+    (["trainer.max_epochs=-2"], 2, "trainer.max_epochs"),
+    (["trainer.max_epochs=abc"], 2, "bad value in 'trainer.max_epochs=abc'"),
+    (["optim.lr=[1,2]"], 2, "optim.lr"),
+    (["trainer.early_stopping.patience=0"], 2, "trainer.early_stopping.patience"),
+    (["seed=-1"], 2, "seed=-1 is not allowed"),
+    (["seed=18446744073709551616"], 2, "seed must be an integer from 0 to 2^63-1"),
+    (["device=cuda:7"], 2, "device=cuda:7"),
+    # misspelt keys, unknown presets, Hydra's grammar
+    (["optim.lrate=0.1"], 2, "lrate"),
+    (["train.epochs=1"], 2, "Did you mean trainer.max_epochs?"),
+    (["model=resnet999"], 2, "there is no model preset 'resnet999'"),
+    (["optim=adamx"], 2, "adamx"),
+    (["optim=adam,sgd"], 2, "--multirun"),
+    (["dataset.classes=[1,2"], 2, "[1,2"),
+    # data that cannot train, or is not what was asked
+    (["dataset.classes=[3]"], 2, "keeps 1 class"),
+    (["dataset=folder", "dataset.path={folder1}"], 2, "a classifier needs at least two"),
+    (["dataset.train_size=100000"], 2, "dataset.train_size=100000 is more than the 1,293 training images"),
+    (["dataset.mean=[0.5,0.5]"], 2, "has 1 channel(s): give one value per channel"),
+    (["dataset.std=[0.2,0.2,0.2]"], 2, "dataset.std=[0.2, 0.2, 0.2] has 3 value(s)"),
+    (["dataset=folder", "dataset.path=/no/such/folder"], 2, "/no/such/folder"),
+    (["dataset=folder"], 2, "dataset.path"),
+    (["dataset=folder", "dataset.path={empty}"], 2, "is empty or has no class subfolders"),
+    (["dataset=folder", "dataset.path={garbage}", "data_dir={run}"], 2, "none of the 4 images"),
+    (["+foo=1"], 2, "unknown config key 'foo'"),
+    (["dataset=mnist", "dataset.download=false"], 2, "MNIST"),
+    # run folders
+    (["hydra.run.dir={file}/run"], 2, "cannot write to hydra.run.dir="),
+    (['hydra.run.dir="{file}/quoted run"'], 2, "Not a directory"),
+    (["hydra.run.dir={file}/${now:%Y-%m-%d}"], 2, "Not a directory"),
+    (["hydra.run.dir={done}"], 2, "resume=true hydra.run.dir={done}"),
+    (["hydra.run.dir={locked}"], 2, "is in use: cnnlab process 4242"),
+    (["resume=true", "optim=sgd", "hydra.run.dir={done}"], 2, "Resume with optim=adam"),
+    (["resume=true", "dataset.train_size=200", "dataset.batch_size=32", "hydra.run.dir={midepoch}"], 2,
+     "saved mid-epoch (epoch 1, step 2) with dataset.batch_size=64"),
+    (["resume=true", "model=mlp", "hydra.run.dir={done}"], 2, "mismatched keys"),
+    (["resume=true", "trainer.max_epoch=3", "hydra.run.dir={done}"], 2, "Did you mean trainer.max_epochs?"),
+    (["resume=true", "model.dropout=1.5", "hydra.run.dir={done}"], 2, "model.dropout"),
+    # Hydra's flags
+    (["--shell-completion"], 2, "install=bash"),
+    (["--shell-completion", "install=bash"], 0, "hydra_bash_completion"),
+    (["--version"], 0, f"cnnlab {cnnlab.__version__}"),
+    (["--cfg", "job", "hydra.run.dir={run}"], 0, "max_epochs: 1"),
+    (["--info", "defaults"], 0, "model/lecture_cnn"),
+    (["--help"], 0, "cnnlab"),
+]
+
+
+def _ids(case) -> str:
+    return " ".join(case[0])[:60]
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    """The folders the rows name: made once, since a completed run costs a second of training."""
+    root = tmp_path_factory.mktemp("places")
+    (root / "a-file").write_text("")
+    one = root / "one_class" / "cats"
+    one.mkdir(parents=True)
+    from PIL import Image
+    for i in range(4):
+        Image.new("L", (8, 8), color=40 * i).save(one / f"{i}.png")
+    (root / "empty").mkdir()
+    for name in ("a", "b"):
+        (root / "garbage" / name).mkdir(parents=True)
+        for i in range(2):
+            (root / "garbage" / name / f"{i}.png").write_text("not an image")
+    done = root / "done"
+    with _cwd(root):
+        code, out = _main([*TINY, "dataset.train_size=200", f"hydra.run.dir={done}"])
+    assert code == 0, out
+    midepoch = root / "midepoch"
+    midepoch.mkdir()
+    (midepoch / "checkpoints").mkdir()
+    saved = torch.load(done / "checkpoints" / "last.pt", weights_only=True)
+    saved["fit"]["progress"] = {"epoch": 1, "batch": 2}
+    torch.save(saved, midepoch / "checkpoints" / "last.pt")
+    locked = root / "locked"
+    locked.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(locked / ".cnnlab.lock")],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    yield {"file": root / "a-file", "folder1": root / "one_class", "empty": root / "empty",
+           "garbage": root / "garbage", "done": done, "midepoch": midepoch,
+           "locked": locked, "root": root}
+    holder.kill()
+    holder.wait()
+
+
+# another process holding a run folder's lock, with a PID the row can name
+_HOLD_LOCK = """
+import fcntl, sys, time
+f = open(sys.argv[1], "a+")
+fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+f.write("4242\\n"); f.flush()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+class _cwd:
+    def __init__(self, path):
+        self.path, self.old = path, None
+
+    def __enter__(self):
+        self.old = os.getcwd()
+        os.chdir(self.path)
+
+    def __exit__(self, *exc):
+        os.chdir(self.old)
+
+
+def _main(args: list) -> tuple[int, str]:
+    """`cnnlab ARGS` in this process: (exit code, stdout + stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    old_argv = sys.argv
+    sys.argv = ["cnnlab", *args]
+    cnnlab.cli._exit_code = 0
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cnnlab.cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = old_argv
+        cnnlab.cli._exit_code = 0
+    return code, out.getvalue() + err.getvalue()
+
+
+def _fill(args: list, places: dict, run: Path) -> list:
+    return [a.format(run=run, **places) if "{" in a and "${" not in a else
+            a.replace("{file}", str(places["file"])) for a in args]
+
+
+@pytest.mark.parametrize("args, code, phrase", CASES, ids=[_ids(c) for c in CASES])
+def test_a_bad_input_gets_its_exit_code_and_one_clear_message(places, tmp_path, monkeypatch, args, code, phrase):
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "empty"))
+    run = tmp_path / "run"
+    before = _contents(places["done"])
+    if not any(a.startswith("hydra.run.dir=") for a in args):
+        args = [*args, "hydra.run.dir={run}"]
+    command = [*args, *TINY] if args[0].startswith("-") else [*TINY, *args]  # Hydra's flags come first
+    with _cwd(tmp_path):
+        got, out = _main(_fill(command, places, run))
+    phrase = _fill([phrase], places, run)[0]
+    assert got == code, out
+    assert phrase in out, out
+    assert "Traceback" not in out
+    if code:
+        assert not (run / "checkpoints").exists()  # refused before training
+        assert "\n" not in out.split("cnnlab: error: ", 1)[-1].strip(), out  # one paragraph
+    assert not list(tmp_path.glob('"*')) and not (tmp_path / "outputs").exists()  # no junk folders
+    assert not (tmp_path / "run").exists() or args[:2] != ["--cfg", "job"]  # --cfg writes nothing
+    # the completed run is untouched by every row, including those pointed at it
+    assert {p: data for p, data in _contents(places["done"]).items() if p in before} == before
+    assert json.loads((places["done"] / "results.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, code, phrase", [
+    (["trainer.max_epochs=abc"], 2, "trainer.max_epochs=abc"),
+    (["model=resnet999"], 2, "resnet999"),
+    (["optim.lr=inf"], 2, "optim.lr"),
+    (["dataset.classes=[3]"], 2, "keeps 1 class"),
+])
+def test_the_real_process_exits_with_the_code_and_prints_no_traceback(tmp_path, args, code, phrase):
+    proc = run_cli([*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.startswith("cnnlab: error: ") and phrase in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr + proc.stdout
+
+
+def _contents(run_dir: Path) -> dict:
+    """What a run wrote; attempts/ records, the lock's PID and train.log's appended lines may change."""
+    return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.parent.name != "attempts"
+            and p.name not in (".cnnlab.lock", "train.log")}
+
+
+def _deny(monkeypatch, root: Path) -> None:
+    """Reading anything under `root` fails as it does for a folder of another user without access
+    (the tests run as root, whom file permissions do not stop)."""
+    def guard(real):
+        def call(path, *args, **kwargs):
+            if str(path).startswith(str(root) + os.sep) or str(path) == str(root) and real is not os.stat:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+        return call
+    for name in ("stat", "listdir", "scandir"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+
+
+@pytest.mark.parametrize("target", ["data_dir", "folder"])
+def test_an_unreadable_data_dir_or_folder_is_a_message_not_a_traceback(places, tmp_path, monkeypatch, target):
+    data = tmp_path / "data"
+    (data / "MNIST" / "raw").mkdir(parents=True)
+    args = ["dataset=mnist", "dataset.download=false", f"data_dir={data}"] if target == "data_dir" else \
+        ["dataset=folder", f"dataset.path={places['folder1']}", f"data_dir={data}"]
+    _deny(monkeypatch, data if target == "data_dir" else places["folder1"])
+    with _cwd(tmp_path):
+        code, out = _main([*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"])
+    monkeypatch.undo()
+    assert code == 2 and "permission denied" in out and "Traceback" not in out, out
