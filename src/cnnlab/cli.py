@@ -17,10 +17,11 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab import registry
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
-from cnnlab.override_keys import unknown_key_message
+from cnnlab.override_keys import family_key_message, unknown_key_message
 
 log = logging.getLogger("cnnlab")
 
@@ -34,6 +35,7 @@ def _config_dir() -> str:
 # The typed schema sits under every YAML file (conf/config.yaml lists it first), so every key can be
 # overridden from the shell, a misspelt key is refused and a value of the wrong type is caught.
 ConfigStore.instance().store(name="cnnlab_schema", node=RootConfig)
+registry.store_schemas()  # schema/model/<family>, ...: each preset in conf/ names its own in its defaults
 OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("cnnlab_unique_dir", unique_dir, replace=True, use_cache=True)
 _exit_code = 0  # the worst exit code of the jobs this process ran
@@ -97,7 +99,8 @@ def _unwritable_output(argv: list) -> str | None:
 
 def main() -> None:
     groups = [p.name for p in Path(_config_dir()).iterdir() if p.is_dir()]
-    problem = unknown_key_message(sys.argv[1:], groups) or _unwritable_output(sys.argv[1:])
+    problem = (unknown_key_message(sys.argv[1:], groups) or family_key_message(sys.argv[1:], Path(_config_dir()))
+               or _unwritable_output(sys.argv[1:]))
     if problem:
         print(f"cnnlab: error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.errors import ConfigError
+from cnnlab.models.schema import ModelCommon as ModelConfig
+from cnnlab.models.schema import model_config
 
 # ---------------------------------------------------------------- dataset
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "folder", "synthetic")
@@ -46,41 +48,9 @@ class DatasetConfig:
 
 
 # ---------------------------------------------------------------- model
-FAMILIES = ("mlp", "cnn", "vgg", "alexnet", "inception", "resnet")
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INITS = ("default", "normal", "xavier", "he")
-
-
-@dataclass
-class ModelConfig:
-    name: str = "lecture_cnn"  # the preset's name, shown in summaries and reports
-    family: str = "cnn"
-    activation: str = "relu"
-    init: str = "default"  # default (PyTorch's) | normal (init_std) | xavier | he
-    init_std: float = 0.01
-    dropout: float = 0.0
-    batch_norm: bool = False
-    # mlp: hidden layer sizes
-    hidden: List[int] = field(default_factory=list)
-    # cnn: conv channels per block (a block is one or more convs then an optional pool)
-    blocks: List[List[int]] = field(default_factory=list)
-    kernel_size: int = 3
-    padding: str = "valid"  # valid | same
-    pool: Any = True  # bool for every block, or a list with one bool per block
-    dense: List[int] = field(default_factory=list)  # cnn: dense layers after flatten
-    binary_head: bool = False  # one sigmoid output for two classes (Keras' Dense(1, sigmoid))
-    # vgg / resnet
-    depth: int = 18
-    residual: bool = True  # resnet: false gives the plain twin
-    width: int = 64  # resnet/vgg/googlenet: channels of the first stage (googlenet: every layer x width/64)
-    stem: str = "auto"  # auto | cifar | imagenet
-    head: str = "full"  # vgg: full (torchvision's 3 dense layers) | linear (Flatten -> Dropout -> Dense, seed 000)
-    # inception
-    inception: str = "reduced"  # naive | reduced
-    aux_heads: bool = False
-    # transfer learning
-    pretrained: Optional[str] = None  # null | imagenet | path to a cnnlab checkpoint
-
+# Each family registers its own typed config (cnnlab/models/schema.py): `validate` builds the chosen
+# family's, so a key that does nothing in it is refused. ModelConfig (imported above) is the keys
+# every family has.
 
 # ---------------------------------------------------------------- optimizer, schedule, loss
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -151,7 +121,7 @@ class FinetuneConfig:
 @dataclass
 class RootConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the family's config after validate()
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -176,11 +146,13 @@ def validate(cfg: DictConfig) -> RootConfig:
     """Return the run's config as typed dataclasses, or raise ConfigError naming the bad key."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("hydra", None)
+    model = plain.pop("model", {})
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RootConfig), plain)
         settings: RootConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe_omegaconf_error(exc)) from None
+    settings.model = model_config(model)  # the family's own dataclass; its keys and ranges checked there
     _check_ranges(settings)
     return settings
 
@@ -199,7 +171,7 @@ def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
 
 
 def _check_ranges(s: RootConfig) -> None:
-    d, m, o, sc, t = s.dataset, s.model, s.optim, s.sched, s.trainer
+    d, o, sc, t = s.dataset, s.optim, s.sched, s.trainer
     _require(d.name in DATASETS, "dataset.name", "one of " + ", ".join(DATASETS), d.name)
     if d.name == "folder" and not d.path:
         raise ConfigError("dataset=folder needs the folder of images: add dataset.path=DIR (one subfolder "
@@ -221,20 +193,6 @@ def _check_ranges(s: RootConfig) -> None:
         values = getattr(d, name)
         _require(values is None or len(values) >= 1, f"dataset.{name}", "a list of floats or null", values)
     _require(d.std is None or all(v > 0 for v in d.std), "dataset.std", "positive", d.std)
-
-    _require(m.family in FAMILIES, "model.family", "one of " + ", ".join(FAMILIES), m.family)
-    _require(m.activation in ACTIVATIONS, "model.activation", "one of " + ", ".join(ACTIVATIONS), m.activation)
-    _require(m.init in INITS, "model.init", "one of " + ", ".join(INITS), m.init)
-    _require(m.init_std > 0, "model.init_std", "positive", m.init_std)
-    _require(0 <= m.dropout < 1, "model.dropout", "in [0, 1)", m.dropout)
-    _require(m.kernel_size >= 1, "model.kernel_size", "a positive integer", m.kernel_size)
-    _require(m.padding in ("valid", "same"), "model.padding", "valid or same", m.padding)
-    _require(isinstance(m.pool, bool) or (isinstance(m.pool, list) and all(isinstance(p, bool) for p in m.pool)),
-             "model.pool", "true, false, or a list of true/false (one per block)", m.pool)
-    _require(m.width >= 1, "model.width", "a positive integer", m.width)
-    _require(m.stem in ("auto", "cifar", "imagenet"), "model.stem", "auto, cifar or imagenet", m.stem)
-    _require(m.head in ("full", "linear"), "model.head", "full or linear", m.head)
-    _require(m.inception in ("naive", "reduced"), "model.inception", "naive or reduced", m.inception)
 
     _require(o.name in OPTIMIZERS, "optim.name", "one of " + ", ".join(OPTIMIZERS), o.name)
     _require(o.lr > 0, "optim.lr", "positive", o.lr)

@@ -2,15 +2,19 @@
 
 Hydra refuses an unknown key too, but with a message written for Hydra users ("To append to your
 config use +train.epochs=1", which would fail here as well, since the schema is closed). This check
-reads only the keys of `key=value` overrides, against the typed schema (cnnlab.config.RootConfig) and
-the config groups under conf/; values, `+`/`~` overrides and `hydra.*` keys are left to Hydra.
+reads only the keys of `key=value` overrides, against the typed schema (cnnlab.config.RootConfig, with
+the keys of every registered model family) and the config groups under conf/; values, `+`/`~`
+overrides and `hydra.*` keys are left to Hydra. `family_key_message` then refuses a model key that
+the chosen model's family does not have (`model=resnet18 model.inception=naive`), listing its keys.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+from pathlib import Path
 from typing import Iterable, Optional
 
+from cnnlab import registry
 from cnnlab.config import RootConfig
 
 
@@ -29,6 +33,7 @@ def _settings(schema: type, prefix: str = "") -> dict[str, Optional[type]]:
 def unknown_key_message(argv: Iterable[str], groups: Iterable[str]) -> Optional[str]:
     """A one-paragraph error for the first override whose key is not a setting, else None."""
     settings = _settings(RootConfig)
+    settings.update({f"model.{key}": None for key in registry.all_keys("model")})  # any family's
     groups = set(groups)
     for arg in argv:
         key, sep, _ = arg.partition("=")
@@ -61,3 +66,76 @@ def _hint(key: str, settings: dict[str, Optional[type]], groups: set[str]) -> st
         inside = [k[len(section) + 1:] for k in leaves if k.startswith(section + ".")]
         return f" The settings under {section} are: {', '.join(k for k in inside if '.' not in k)}."
     return ""
+
+
+def _is_setting(arg: str) -> bool:
+    key, sep, _ = arg.partition("=")
+    return bool(sep) and not arg.startswith(("-", "+", "~")) and "@" not in key
+
+
+def family_key_message(argv: Iterable[str], conf_dir: Path) -> Optional[str]:
+    """A one-paragraph error for the first `model.KEY=...` that does nothing in the chosen model's family
+    (in any model of a sweep), else None. Where the model cannot be told here, Hydra refuses it instead."""
+    argv = list(argv)
+    model_keys = [arg.partition("=")[0] for arg in argv if _is_setting(arg) and arg.startswith("model.")]
+    if not model_keys:
+        return None
+    for preset in _chosen_presets(argv, conf_dir):
+        family = _family_of(preset, conf_dir)
+        if family not in registry.names("model"):
+            continue
+        keys = registry.get("model", family).keys()
+        for key in model_keys:
+            if key.split(".")[1] not in keys:
+                return registry.foreign_key_message("model", family, key.partition(".")[2], preset)
+    return None
+
+
+def _chosen_presets(argv: list, conf_dir: Path) -> list:
+    """The model presets this command runs: `model=...` (each of a sweep), an experiment's, or the default."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parser = OverridesParser.create()
+    chosen, experiment = None, None
+    for arg in argv:
+        key = arg.partition("=")[0].lstrip("+")
+        if key not in ("model", "experiment") or "=" not in arg or arg.startswith("-"):
+            continue
+        try:
+            override = parser.parse_override(arg)
+            values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                      else [str(override.value())])
+        except Exception:  # noqa: BLE001 - a glob or a syntax error: Hydra reports it
+            return []
+        if key == "model":
+            chosen = values
+        else:
+            experiment = values[0]
+    if chosen is not None:
+        return chosen
+    try:
+        if experiment:
+            preset = OmegaConf.load(conf_dir / "experiment" / f"{experiment}.yaml")
+            swept = OmegaConf.select(preset, "hydra.sweeper.params.model")
+            if swept:
+                return [v.strip() for v in str(swept).split(",")]
+            for item in preset.get("defaults", []):
+                if isinstance(item, dict) or OmegaConf.is_dict(item):
+                    for k, v in item.items():
+                        if k.replace("override", "").strip().lstrip("/") == "model":
+                            return [str(v)]
+        root = OmegaConf.load(conf_dir / "config.yaml")
+        return [str(v) for item in root.defaults if OmegaConf.is_dict(item) for k, v in item.items()
+                if k == "model"]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+
+
+def _family_of(preset: str, conf_dir: Path) -> Optional[str]:
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.load(conf_dir / "model" / f"{preset}.yaml").get("family")
+    except Exception:  # noqa: BLE001 - no such preset: Hydra lists the options
+        return None

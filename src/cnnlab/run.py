@@ -169,7 +169,7 @@ def _log_hparams(writer, cfg: RootConfig, overrides: List[str], results: dict) -
     """One row per run in TensorBoard's HParams dashboard."""
     hparams = {"model": cfg.model.name, "dataset": cfg.dataset.name, "optim": cfg.optim.name,
                "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay, "sched": cfg.sched.name,
-               "dropout": cfg.model.dropout, "batch_norm": cfg.model.batch_norm,
+               "dropout": cfg.model.dropout, "batch_norm": getattr(cfg.model, "batch_norm", False),
                "batch_size": cfg.dataset.batch_size, "seed": cfg.seed}
     for item in overrides:
         key, _, value = item.partition("=")

@@ -1,0 +1,138 @@
+"""One registry for the things a config names: model families, optimizers, schedules.
+
+Each entry is a name, its own typed config dataclass (only the keys that act in it) and its factory,
+given as "module:function" so that torch loads only when something is built. Validation, the
+override check, `cnnlab --help`, the error messages and the tests read the names and keys from here:
+
+    register("model", "resnet", ResNetConfig, "cnnlab.models.resnet:build_resnet")
+
+Hydra sees the same dataclasses: `store_schemas` puts each one in Hydra's ConfigStore as
+`schema/<kind>/<name>`, and each preset in conf/<group>/ lists its own in its defaults list, so a
+composed config holds exactly the keys of its family.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict
+
+from cnnlab.errors import ConfigError
+
+# kind -> (config group it is chosen by, the key of that group holding the registered name)
+KINDS = {"model": ("model", "family"), "optim": ("optim", "name"), "sched": ("sched", "name")}
+LABELS = {"model": "family", "optim": "optimizer", "sched": "schedule"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    name: str
+    config: type  # the dataclass with this entry's keys, and its defaults
+    factory: str  # "module:function"
+    about: str = ""  # one line for --help
+
+    def keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.config)]
+
+    def load(self) -> Callable:
+        module, _, function = self.factory.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+_ENTRIES: Dict[str, Dict[str, Entry]] = {kind: {} for kind in KINDS}
+
+
+def register(kind: str, name: str, config: type, factory: str, about: str = "") -> None:
+    if name in _ENTRIES[kind]:
+        raise ValueError(f"{kind} {name!r} is registered twice")
+    _ENTRIES[kind][name] = Entry(kind, name, config, factory, about)
+
+
+def entries(kind: str) -> Dict[str, Entry]:
+    _load(kind)
+    return dict(_ENTRIES[kind])
+
+
+def names(kind: str) -> tuple:
+    return tuple(entries(kind))
+
+
+def get(kind: str, name: Any) -> Entry:
+    found = entries(kind).get(name)
+    if found is None:
+        group, key = KINDS[kind]
+        raise ConfigError(f"{group}.{key}={name!r} is not allowed: {group}.{key} must be one of "
+                          f"{', '.join(names(kind))}.")
+    return found
+
+
+def all_keys(kind: str) -> list[str]:
+    """Every key of any entry of the kind, in first-seen order (for typo suggestions)."""
+    seen: dict[str, None] = {}
+    for entry in entries(kind).values():
+        seen.update(dict.fromkeys(entry.keys()))
+    return list(seen)
+
+
+def owners(kind: str, key: str) -> list[str]:
+    return [name for name, entry in entries(kind).items() if key in entry.keys()]
+
+
+def make_config(kind: str, values: dict) -> Any:
+    """The entry's typed config from plain values, or a ConfigError naming the key (one paragraph)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    group, name_key = KINDS[kind]
+    entry = get(kind, values.get(name_key))
+    foreign = [k for k in values if k not in entry.keys()]
+    if foreign:
+        raise ConfigError(foreign_key_message(kind, entry.name, foreign[0], values.get("name")))
+    try:
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(entry.config), values))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"bad value for '{group}.{key}': {first_line}.") from None
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        check()
+    return cfg
+
+
+def foreign_key_message(kind: str, name: str, key: str, preset: Any = None) -> str:
+    """`model.inception` on a ResNet: it would change nothing, so say whose key it is and what this one has."""
+    group, _ = KINDS[kind]
+    label = LABELS[kind]
+    chosen = f"{group}={preset} (the {name} {label})" if preset and preset != name else f"{group}={name}"
+    top = key.split(".")[0]
+    others = owners(kind, top)
+    where = f" {group}.{top} is a key of: {', '.join(others)}." if others else ""
+    return (f"{group}.{key} does nothing in {chosen}, so it is refused.{where} The keys of {name} are: "
+            f"{', '.join(entries(kind)[name].keys())}. Drop the setting or choose a {group} that has it; "
+            "nothing was run.")
+
+
+def store_schemas() -> None:
+    """Every entry's dataclass into Hydra's ConfigStore as schema/<kind>/<name>."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for kind in _MODULES:
+        for name, entry in entries(kind).items():
+            store.store(group=f"schema/{kind}", name=name, node=entry.config)
+
+
+def require(ok: bool, key: str, allowed: str, value: Any) -> None:
+    """The one wording of a value out of range (as cnnlab.config's checks)."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}.")
+
+
+# where each kind's entries register themselves; imported on first use
+_MODULES = {"model": "cnnlab.models.schema"}
+
+
+def _load(kind: str) -> None:
+    importlib.import_module(_MODULES[kind])
