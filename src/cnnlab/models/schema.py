@@ -34,6 +34,15 @@ class ModelCommon:
     # configs (which hold every family's keys) so that they rebuild the network they trained
     LEGACY_IGNORED = ()
 
+    def __new__(cls, *args, **kwargs):
+        # ModelConfig(family="resnet", depth=18) is a ResNetConfig (Python then runs its __init__), so
+        # code written for the one flat config keeps working; another family's key is a TypeError
+        family = kwargs.get("family")
+        if cls is ModelCommon and family is not None and not args:
+            from cnnlab import registry
+            cls = registry.get("model", family).config
+        return super().__new__(cls)
+
     def check(self) -> None:
         require(self.activation in ACTIVATIONS, "model.activation", "one of " + ", ".join(ACTIVATIONS),
                 self.activation)
