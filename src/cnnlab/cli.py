@@ -37,6 +37,8 @@ def _config_dir() -> str:
 ConfigStore.instance().store(name="cnnlab_schema", node=RootConfig)
 registry.store_schemas()  # schema/model/<family>, ...: each preset in conf/ names its own in its defaults
 OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("cnnlab_registry", lambda kind: registry.describe(kind, Path(_config_dir())),
+                                replace=True)  # --help: each family's own keys, from the registry
 OmegaConf.register_new_resolver("cnnlab_unique_dir", unique_dir, replace=True, use_cache=True)
 _exit_code = 0  # the worst exit code of the jobs this process ran
 

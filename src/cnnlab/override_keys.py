@@ -116,19 +116,18 @@ def _chosen_presets(argv: list, conf_dir: Path) -> list:
         return chosen
     try:
         if experiment:
-            preset = OmegaConf.load(conf_dir / "experiment" / f"{experiment}.yaml")
-            swept = OmegaConf.select(preset, "hydra.sweeper.params.model")
+            preset = OmegaConf.to_container(OmegaConf.load(conf_dir / "experiment" / f"{experiment}.yaml"))
+            swept = ((preset.get("hydra") or {}).get("sweeper") or {}).get("params", {}).get("model")
             if swept:
                 return [v.strip() for v in str(swept).split(",")]
             for item in preset.get("defaults", []):
-                if isinstance(item, dict) or OmegaConf.is_dict(item):
-                    for k, v in item.items():
-                        if k.replace("override", "").strip().lstrip("/") == "model":
-                            return [str(v)]
-        root = OmegaConf.load(conf_dir / "config.yaml")
-        return [str(v) for item in root.defaults if OmegaConf.is_dict(item) for k, v in item.items()
+                for k, v in (item.items() if isinstance(item, dict) else ()):
+                    if k.replace("override", "").strip().lstrip("/") == "model":
+                        return [str(v)]
+        root = OmegaConf.to_container(OmegaConf.load(conf_dir / "config.yaml"))  # unresolved: ${...} stay text
+        return [str(v) for item in root["defaults"] if isinstance(item, dict) for k, v in item.items()
                 if k == "model"]
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return []
 
 

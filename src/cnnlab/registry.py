@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict
 
 from cnnlab.errors import ConfigError
@@ -112,6 +113,51 @@ def foreign_key_message(kind: str, name: str, key: str, preset: Any = None) -> s
     return (f"{group}.{key} does nothing in {chosen}, so it is refused.{where} The keys of {name} are: "
             f"{', '.join(entries(kind)[name].keys())}. Drop the setting or choose a {group} that has it; "
             "nothing was run.")
+
+
+def presets(kind: str, conf_dir: Path) -> Dict[str, list]:
+    """name -> the presets in conf/<group>/ that choose it (e.g. resnet -> plain18, resnet18, ...)."""
+    from omegaconf import OmegaConf
+
+    group, name_key = KINDS[kind]
+    found: Dict[str, list] = {name: [] for name in names(kind)}
+    for path in sorted((conf_dir / group).glob("*.yaml")):
+        found.setdefault(str(OmegaConf.load(path).get(name_key)), []).append(path.stem)
+    return found
+
+
+def describe(kind: str, conf_dir: Path, indent: str = "  ") -> str:
+    """Each entry's own keys and its presets, as `cnnlab --help` and the README list them."""
+    common = _common_keys(kind)
+    lines = [f"{indent}every {LABELS[kind]}: {', '.join(common)}"]
+    for name, chosen_by in presets(kind, conf_dir).items():
+        if name not in _ENTRIES[kind]:
+            continue
+        own = [k for k in get(kind, name).keys() if k not in common]
+        lines.append(f"{indent}{name}: {', '.join(own) or '-'}  ({KINDS[kind][0]}={', '.join(chosen_by)})")
+    return "\n".join(lines)
+
+
+def markdown_keys(kind: str) -> str:
+    """The README's "common keys" cell for the group: the keys all entries share, then each one's own."""
+    common = [k for k in _common_keys(kind) if k not in ("name", KINDS[kind][1])]
+    choices: Dict[str, tuple] = {}
+    for entry in entries(kind).values():
+        choices.update(getattr(entry.config, "CHOICES", {}))
+
+    def key(k: str) -> str:
+        return f"`{k}`" + (f" ({'/'.join(choices[k])})" if k in choices else "")
+
+    parts = [f"every {LABELS[kind]}: " + ", ".join(key(k) for k in common)]
+    for name, entry in entries(kind).items():
+        own = [k for k in entry.keys() if k not in _common_keys(kind)]
+        parts.append(f"**{name}**: " + (", ".join(key(k) for k in own) or "-"))
+    return "; ".join(parts)
+
+
+def _common_keys(kind: str) -> list[str]:
+    keysets = [entry.keys() for entry in entries(kind).values()]
+    return [k for k in keysets[0] if all(k in other for other in keysets)] if keysets else []
 
 
 def store_schemas() -> None:

@@ -33,6 +33,7 @@ class ModelCommon:
     # keys the family's builder ignored before this registry existed: dropped from old checkpoints'
     # configs (which hold every family's keys) so that they rebuild the network they trained
     LEGACY_IGNORED = ()
+    CHOICES = {"activation": ACTIVATIONS, "init": INITS}  # listed in the README's table
 
     def __new__(cls, *args, **kwargs):
         # ModelConfig(family="resnet", depth=18) is a ResNetConfig (Python then runs its __init__), so
