@@ -311,9 +311,3 @@ def test_help_lists_every_family_with_its_keys(tmp_path):
         assert f"{family}: " in out and ", ".join(own) in out, family
         assert all(p in out for p in family_presets(family))
 
-
-def test_readmes_model_row_lists_the_registrys_keys():
-    readme = (CONF.parent / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| `model=` |"))
-    assert row.endswith(f"| {registry.markdown_keys('model')} |"), \
-        "README's model row differs from the registry: paste cnnlab.registry.markdown_keys('model')"

@@ -14,9 +14,13 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cnnlab import registry
 from cnnlab.errors import ConfigError
 from cnnlab.models.schema import ModelCommon as ModelConfig
 from cnnlab.models.schema import model_config
+from cnnlab.optim_schema import OptimCommon as OptimConfig
+from cnnlab.optim_schema import SchedCommon as SchedConfig
+from cnnlab.registry import make_config
 
 # ---------------------------------------------------------------- dataset
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "folder", "synthetic")
@@ -53,31 +57,12 @@ class DatasetConfig:
 # every family has.
 
 # ---------------------------------------------------------------- optimizer, schedule, loss
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
-SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
+OPTIMIZERS = registry.names("optim")  # the registered ones (cnnlab/optim_schema.py)
+SCHEDULES = registry.names("sched")
 
 
-@dataclass
-class OptimConfig:
-    name: str = "adam"
-    lr: float = 0.001
-    weight_decay: float = 0.0  # decoupled for adamw, coupled (added to the gradient) otherwise
-    momentum: float = 0.0  # sgd family
-    alpha: float = 0.99  # rmsprop: decay of the squared-gradient average
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-
-
-@dataclass
-class SchedConfig:
-    name: str = "none"
-    step_size: int = 10  # step: epochs between decays
-    gamma: float = 0.1  # step: decay factor
-    warmup_epochs: int = 0  # cosine: linear warm-up
-    min_lr: float = 0.0  # cosine: final lr; plateau: floor
-    pct_start: float = 0.25  # onecycle: part of training spent rising
-    factor: float = 0.1  # plateau: lr multiplier
-    patience: int = 3  # plateau: epochs without improvement
+# Each optimizer and schedule registers its own typed config (cnnlab/optim_schema.py); OptimConfig and
+# SchedConfig (imported above) are the keys all of them have.
 
 
 @dataclass
@@ -147,12 +132,14 @@ def validate(cfg: DictConfig) -> RootConfig:
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("hydra", None)
     model = plain.pop("model", {})
+    optim, sched = plain.pop("optim", {}), plain.pop("sched", {})
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RootConfig), plain)
         settings: RootConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe_omegaconf_error(exc)) from None
     settings.model = model_config(model)  # the family's own dataclass; its keys and ranges checked there
+    settings.optim, settings.sched = make_config("optim", optim), make_config("sched", sched)
     _check_ranges(settings)
     return settings
 
@@ -197,20 +184,8 @@ def _check_ranges(s: RootConfig) -> None:
     _require(o.name in OPTIMIZERS, "optim.name", "one of " + ", ".join(OPTIMIZERS), o.name)
     _require(o.lr > 0, "optim.lr", "positive", o.lr)
     _require(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)
-    _require(0 <= o.momentum < 1, "optim.momentum", "in [0, 1)", o.momentum)
-    _require(0 <= o.alpha < 1, "optim.alpha", "in [0, 1)", o.alpha)
-    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas",
-             "two values in [0, 1)", list(o.betas))
-    _require(o.eps > 0, "optim.eps", "positive", o.eps)
 
     _require(sc.name in SCHEDULES, "sched.name", "one of " + ", ".join(SCHEDULES), sc.name)
-    _require(sc.step_size >= 1, "sched.step_size", "a positive integer", sc.step_size)
-    _require(sc.gamma > 0, "sched.gamma", "positive", sc.gamma)
-    _require(sc.warmup_epochs >= 0, "sched.warmup_epochs", ">= 0", sc.warmup_epochs)
-    _require(sc.min_lr >= 0, "sched.min_lr", ">= 0", sc.min_lr)
-    _require(0 < sc.pct_start < 1, "sched.pct_start", "in (0, 1)", sc.pct_start)
-    _require(0 < sc.factor < 1, "sched.factor", "in (0, 1)", sc.factor)
-    _require(sc.patience >= 0, "sched.patience", ">= 0", sc.patience)
 
     _require(s.loss.l1 >= 0, "loss.l1", ">= 0", s.loss.l1)
     _require(s.loss.l2 >= 0, "loss.l2", ">= 0", s.loss.l2)

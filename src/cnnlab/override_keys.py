@@ -33,7 +33,8 @@ def _settings(schema: type, prefix: str = "") -> dict[str, Optional[type]]:
 def unknown_key_message(argv: Iterable[str], groups: Iterable[str]) -> Optional[str]:
     """A one-paragraph error for the first override whose key is not a setting, else None."""
     settings = _settings(RootConfig)
-    settings.update({f"model.{key}": None for key in registry.all_keys("model")})  # any family's
+    for kind, (group, _) in registry.KINDS.items():  # any family's, optimizer's or schedule's keys
+        settings.update({f"{group}.{key}": None for key in registry.all_keys(kind)})
     groups = set(groups)
     for arg in argv:
         key, sep, _ = arg.partition("=")
@@ -74,25 +75,27 @@ def _is_setting(arg: str) -> bool:
 
 
 def family_key_message(argv: Iterable[str], conf_dir: Path) -> Optional[str]:
-    """A one-paragraph error for the first `model.KEY=...` that does nothing in the chosen model's family
-    (in any model of a sweep), else None. Where the model cannot be told here, Hydra refuses it instead."""
+    """A one-paragraph error for the first `model.KEY=...` (or optim., sched.) that does nothing in the
+    chosen model's family (the optimizer, the schedule; any of a sweep), else None. Where the choice
+    cannot be told here, Hydra refuses the key instead."""
     argv = list(argv)
-    model_keys = [arg.partition("=")[0] for arg in argv if _is_setting(arg) and arg.startswith("model.")]
-    if not model_keys:
-        return None
-    for preset in _chosen_presets(argv, conf_dir):
-        family = _family_of(preset, conf_dir)
-        if family not in registry.names("model"):
+    for kind, (group, name_key) in registry.KINDS.items():
+        keys_set = [arg.partition("=")[0] for arg in argv if _is_setting(arg) and arg.startswith(group + ".")]
+        if not keys_set:
             continue
-        keys = registry.get("model", family).keys()
-        for key in model_keys:
-            if key.split(".")[1] not in keys:
-                return registry.foreign_key_message("model", family, key.partition(".")[2], preset)
+        for preset in _chosen_presets(argv, conf_dir, group):
+            name = _registered_name(preset, conf_dir, group, name_key)
+            if name not in registry.names(kind):
+                continue
+            own = registry.get(kind, name).keys()
+            for key in keys_set:
+                if key.split(".")[1] not in own:
+                    return registry.foreign_key_message(kind, name, key.partition(".")[2], preset)
     return None
 
 
-def _chosen_presets(argv: list, conf_dir: Path) -> list:
-    """The model presets this command runs: `model=...` (each of a sweep), an experiment's, or the default."""
+def _chosen_presets(argv: list, conf_dir: Path, group: str) -> list:
+    """The group's presets this command runs: `group=...` (each of a sweep), an experiment's, or the default."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
@@ -100,7 +103,7 @@ def _chosen_presets(argv: list, conf_dir: Path) -> list:
     chosen, experiment = None, None
     for arg in argv:
         key = arg.partition("=")[0].lstrip("+")
-        if key not in ("model", "experiment") or "=" not in arg or arg.startswith("-"):
+        if key not in (group, "experiment") or "=" not in arg or arg.startswith("-"):
             continue
         try:
             override = parser.parse_override(arg)
@@ -108,7 +111,7 @@ def _chosen_presets(argv: list, conf_dir: Path) -> list:
                       else [str(override.value())])
         except Exception:  # noqa: BLE001 - a glob or a syntax error: Hydra reports it
             return []
-        if key == "model":
+        if key == group:
             chosen = values
         else:
             experiment = values[0]
@@ -117,24 +120,25 @@ def _chosen_presets(argv: list, conf_dir: Path) -> list:
     try:
         if experiment:
             preset = OmegaConf.to_container(OmegaConf.load(conf_dir / "experiment" / f"{experiment}.yaml"))
-            swept = ((preset.get("hydra") or {}).get("sweeper") or {}).get("params", {}).get("model")
+            swept = ((preset.get("hydra") or {}).get("sweeper") or {}).get("params", {}).get(group)
             if swept:
                 return [v.strip() for v in str(swept).split(",")]
             for item in preset.get("defaults", []):
                 for k, v in (item.items() if isinstance(item, dict) else ()):
-                    if k.replace("override", "").strip().lstrip("/") == "model":
+                    if k.replace("override", "").strip().lstrip("/") == group:
                         return [str(v)]
         root = OmegaConf.to_container(OmegaConf.load(conf_dir / "config.yaml"))  # unresolved: ${...} stay text
         return [str(v) for item in root["defaults"] if isinstance(item, dict) for k, v in item.items()
-                if k == "model"]
+                if k == group]
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return []
 
 
-def _family_of(preset: str, conf_dir: Path) -> Optional[str]:
+def _registered_name(preset: str, conf_dir: Path, group: str, name_key: str) -> Optional[str]:
+    """The family (model) or name (optim, sched) a preset in conf/<group>/ chooses."""
     from omegaconf import OmegaConf
 
     try:
-        return OmegaConf.load(conf_dir / "model" / f"{preset}.yaml").get("family")
+        return OmegaConf.load(conf_dir / group / f"{preset}.yaml").get(name_key)
     except Exception:  # noqa: BLE001 - no such preset: Hydra lists the options
         return None

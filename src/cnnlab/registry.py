@@ -88,6 +88,9 @@ def make_config(kind: str, values: dict) -> Any:
     group, name_key = KINDS[kind]
     entry = get(kind, values.get(name_key))
     foreign = [k for k in values if k not in entry.keys()]
+    if foreign and not owners(kind, foreign[0]):
+        raise ConfigError(f"unknown config key '{group}.{foreign[0]}'. Check the spelling; `cnnlab --cfg job` "
+                          "prints every key.")
     if foreign:
         raise ConfigError(foreign_key_message(kind, entry.name, foreign[0], values.get("name")))
     try:
@@ -111,7 +114,7 @@ def foreign_key_message(kind: str, name: str, key: str, preset: Any = None) -> s
     others = owners(kind, top)
     where = f" {group}.{top} is a key of: {', '.join(others)}." if others else ""
     return (f"{group}.{key} does nothing in {chosen}, so it is refused.{where} The keys of {name} are: "
-            f"{', '.join(entries(kind)[name].keys())}. Drop the setting or choose a {group} that has it; "
+            f"{', '.join(entries(kind)[name].keys())}. Drop the setting, or pick a {group}= option that has it; "
             "nothing was run.")
 
 
@@ -148,7 +151,7 @@ def markdown_keys(kind: str) -> str:
     def key(k: str) -> str:
         return f"`{k}`" + (f" ({'/'.join(choices[k])})" if k in choices else "")
 
-    parts = [f"every {LABELS[kind]}: " + ", ".join(key(k) for k in common)]
+    parts = [f"every {LABELS[kind]}: " + ", ".join(key(k) for k in common)] if common else []
     for name, entry in entries(kind).items():
         own = [k for k in entry.keys() if k not in _common_keys(kind)]
         parts.append(f"**{name}**: " + (", ".join(key(k) for k in own) or "-"))
@@ -177,7 +180,7 @@ def require(ok: bool, key: str, allowed: str, value: Any) -> None:
 
 
 # where each kind's entries register themselves; imported on first use
-_MODULES = {"model": "cnnlab.models.schema"}
+_MODULES = {"model": "cnnlab.models.schema", "optim": "cnnlab.optim_schema", "sched": "cnnlab.optim_schema"}
 
 
 def _load(kind: str) -> None:
