@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab import registry
+from cnnlab.data_schema import check_source_keys
 from cnnlab.errors import ConfigError
 from cnnlab.models.schema import ModelCommon as ModelConfig
 from cnnlab.models.schema import model_config
@@ -140,6 +141,7 @@ def validate(cfg: DictConfig) -> RootConfig:
         raise ConfigError(_describe_omegaconf_error(exc)) from None
     settings.model = model_config(model)  # the family's own dataclass; its keys and ranges checked there
     settings.optim, settings.sched = make_config("optim", optim), make_config("sched", sched)
+    check_source_keys(settings.dataset, DatasetConfig())  # e.g. dataset.num_samples outside synthetic
     _check_ranges(settings)
     return settings
 
