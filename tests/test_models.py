@@ -131,7 +131,8 @@ def test_init_sets_the_weight_scale(kind, expected_std):
 
 @pytest.mark.parametrize("name", ["mlp5x100", "lecture_cnn", "resnet18"])
 def test_activation_option_takes_effect(name):
-    model = build_model(preset(name, activation="tanh", **({"width": 8} if name == "resnet18" else {})), (1, 8, 8), 10)
+    narrow = {"width": 8} if name == "resnet18" else {}  # width is a key of resnet, not of mlp or cnn
+    model = build_model(preset(name, activation="tanh", **narrow), (1, 8, 8), 10)
     assert any(isinstance(m, torch.nn.Tanh) for m in model.modules())
     assert not any(isinstance(m, torch.nn.ReLU) for m in model.modules())
 

@@ -108,3 +108,11 @@ def test_readmes_table_lists_the_registrys_keys(kind):
     row = next(line for line in readme.splitlines() if line.startswith(f"| `{kind}=` |"))
     assert row.endswith(f"| {registry.markdown_keys(kind)} |"), \
         f"README's {kind} row differs from the registry: paste cnnlab.registry.markdown_keys({kind!r})"
+
+
+def test_help_lists_every_optimizer_and_schedule_with_its_keys(tmp_path):
+    from conftest import run_cli
+
+    out = run_cli(["--help"], cwd=tmp_path).stdout
+    for kind in ("optim", "sched"):
+        assert registry.describe(kind, CONF) in out

@@ -87,9 +87,9 @@ def load_imagenet(model: nn.Module, cfg: ModelConfig, in_channels: int) -> None:
     # a family's config holds only its own keys: AlexNet has no depth or batch norm, only ResNet residual
     key = (cfg.family, getattr(cfg, "depth", 0), bool(getattr(cfg, "batch_norm", False)))
     if key not in IMAGENET or not getattr(cfg, "residual", True):
-        raise ConfigError(f"model.pretrained=imagenet has weights for resnet18/34/50, vgg11/16 (with or "
-                          f"without batch_norm) and alexnet, not {cfg.name}. Use model.pretrained=PATH to a "
-                          "cnnlab checkpoint instead.")
+        raise ConfigError(f"model.pretrained=imagenet has weights for resnet18/34/50 (with their batch norm "
+                          f"and skips), vgg11/16 (with or without batch_norm) and alexnet, not {cfg.name} as "
+                          "configured. Use model.pretrained=PATH to a cnnlab checkpoint instead.")
     state = imagenet_state_dict(IMAGENET[key])
     heads = getattr(model, "head_prefixes", [])
     target = model.state_dict()

@@ -107,13 +107,13 @@ class AdamWConfig(AdamConfig):
 
 
 _BUILD = "cnnlab.optim:build_optimizer"
-register("optim", "sgd", SGDConfig, _BUILD, "stochastic gradient descent")
-register("optim", "momentum", MomentumConfig, _BUILD, "SGD with momentum")
-register("optim", "nesterov", NesterovConfig, _BUILD, "SGD with Nesterov momentum")
-register("optim", "adagrad", AdagradConfig, _BUILD, "AdaGrad")
-register("optim", "rmsprop", RMSpropConfig, _BUILD, "RMSProp")
-register("optim", "adam", AdamConfig, _BUILD, "Adam")
-register("optim", "adamw", AdamWConfig, _BUILD, "Adam with decoupled weight decay")
+register("optim", "sgd", SGDConfig, _BUILD)
+register("optim", "momentum", MomentumConfig, _BUILD)
+register("optim", "nesterov", NesterovConfig, _BUILD)
+register("optim", "adagrad", AdagradConfig, _BUILD)
+register("optim", "rmsprop", RMSpropConfig, _BUILD)
+register("optim", "adam", AdamConfig, _BUILD)
+register("optim", "adamw", AdamWConfig, _BUILD)
 
 
 # ---------------------------------------------------------------- schedules
@@ -179,8 +179,8 @@ class PlateauSchedule(SchedCommon):
 
 
 _SCHEDULE = "cnnlab.optim:build_schedule"
-register("sched", "none", NoSchedule, _SCHEDULE, "a constant learning rate")
-register("sched", "step", StepSchedule, _SCHEDULE, "x gamma every step_size epochs")
-register("sched", "cosine", CosineSchedule, _SCHEDULE, "cosine decay per step, optional warm-up")
-register("sched", "onecycle", OneCycleSchedule, _SCHEDULE, "one-cycle per step")
-register("sched", "plateau", PlateauSchedule, _SCHEDULE, "x factor when val/loss stalls")
+register("sched", "none", NoSchedule, _SCHEDULE)
+register("sched", "step", StepSchedule, _SCHEDULE)
+register("sched", "cosine", CosineSchedule, _SCHEDULE)
+register("sched", "onecycle", OneCycleSchedule, _SCHEDULE)
+register("sched", "plateau", PlateauSchedule, _SCHEDULE)

@@ -23,6 +23,8 @@ from cnnlab.errors import ConfigError
 # kind -> (config group it is chosen by, the key of that group holding the registered name)
 KINDS = {"model": ("model", "family"), "optim": ("optim", "name"), "sched": ("sched", "name")}
 LABELS = {"model": "family", "optim": "optimizer", "sched": "schedule"}
+# where each kind's entries register themselves (torch-free modules), imported on first use
+_MODULES = {"model": "cnnlab.models.schema", "optim": "cnnlab.optim_schema", "sched": "cnnlab.optim_schema"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,6 @@ class Entry:
     name: str
     config: type  # the dataclass with this entry's keys, and its defaults
     factory: str  # "module:function"
-    about: str = ""  # one line for --help
 
     def keys(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config)]
@@ -44,10 +45,10 @@ class Entry:
 _ENTRIES: Dict[str, Dict[str, Entry]] = {kind: {} for kind in KINDS}
 
 
-def register(kind: str, name: str, config: type, factory: str, about: str = "") -> None:
+def register(kind: str, name: str, config: type, factory: str) -> None:
     if name in _ENTRIES[kind]:
         raise ValueError(f"{kind} {name!r} is registered twice")
-    _ENTRIES[kind][name] = Entry(kind, name, config, factory, about)
+    _ENTRIES[kind][name] = Entry(kind, name, config, factory)
 
 
 def entries(kind: str) -> Dict[str, Entry]:
@@ -130,7 +131,7 @@ def presets(kind: str, conf_dir: Path) -> Dict[str, list]:
 
 
 def describe(kind: str, conf_dir: Path, indent: str = "  ") -> str:
-    """Each entry's own keys and its presets, as `cnnlab --help` and the README list them."""
+    """Each entry's own keys and its presets, as `cnnlab --help` lists them."""
     common = _common_keys(kind)
     lines = [f"{indent}every {LABELS[kind]}: {', '.join(common)}"]
     for name, chosen_by in presets(kind, conf_dir).items():
@@ -168,7 +169,7 @@ def store_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    for kind in _MODULES:
+    for kind in KINDS:
         for name, entry in entries(kind).items():
             store.store(group=f"schema/{kind}", name=name, node=entry.config)
 
@@ -177,10 +178,6 @@ def require(ok: bool, key: str, allowed: str, value: Any) -> None:
     """The one wording of a value out of range (as cnnlab.config's checks)."""
     if not ok:
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}.")
-
-
-# where each kind's entries register themselves; imported on first use
-_MODULES = {"model": "cnnlab.models.schema", "optim": "cnnlab.optim_schema", "sched": "cnnlab.optim_schema"}
 
 
 def _load(kind: str) -> None:

@@ -155,12 +155,12 @@ class ResNetConfig(ModelCommon):
         _check_width(self)
 
 
-register("model", "mlp", MLPConfig, "cnnlab.models.mlp:build_mlp", "fully connected layers")
-register("model", "cnn", CNNConfig, "cnnlab.models.cnn:build_cnn", "blocks of convolutions, pooling, dense layers")
-register("model", "vgg", VGGConfig, "cnnlab.models.vgg:build_vgg", "VGG-11/13/16/19")
-register("model", "alexnet", AlexNetConfig, "cnnlab.models.alexnet:build_alexnet", "AlexNet")
-register("model", "inception", InceptionConfig, "cnnlab.models.inception:build_googlenet", "GoogLeNet")
-register("model", "resnet", ResNetConfig, "cnnlab.models.resnet:build_resnet", "ResNet-18/34/50 and plain twins")
+register("model", "mlp", MLPConfig, "cnnlab.models.mlp:build_mlp")
+register("model", "cnn", CNNConfig, "cnnlab.models.cnn:build_cnn")
+register("model", "vgg", VGGConfig, "cnnlab.models.vgg:build_vgg")
+register("model", "alexnet", AlexNetConfig, "cnnlab.models.alexnet:build_alexnet")
+register("model", "inception", InceptionConfig, "cnnlab.models.inception:build_googlenet")
+register("model", "resnet", ResNetConfig, "cnnlab.models.resnet:build_resnet")
 
 
 def model_config(values: dict) -> ModelCommon:
