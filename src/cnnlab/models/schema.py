@@ -40,8 +40,7 @@ class ModelCommon:
         # code written for the one flat config keeps working; another family's key is a TypeError
         family = kwargs.get("family")
         if cls is ModelCommon and family is not None and not args:
-            from cnnlab import registry
-            cls = registry.get("model", family).config
+            cls = get("model", family).config
         return super().__new__(cls)
 
     def check(self) -> None:
