@@ -58,9 +58,11 @@ def test_architectures_small_by_default_and_full_with_size_full(size, width, tra
         if job[-1] != "seed=0":
             continue
         cfg = compose_config(["experiment=architectures", f"size={size}"] + job)
-        assert cfg.dataset.name == "fashion_mnist" and cfg.model.width == width
+        assert cfg.dataset.name == "fashion_mnist"
+        assert getattr(cfg.model, "width", None) == (width if cfg.model.family in ("vgg", "inception", "resnet") else None)
         assert cfg.dataset.train_size == train_size and cfg.trainer.max_epochs == epochs
-    assert compose_config(["experiment=architectures"]).model.width == 8  # small is the default
+        assert cfg.sched.name == ("cosine" if size == "full" else "none")
+    assert compose_config(["experiment=architectures", "model=resnet18"]).model.width == 8  # small is the default
 
 
 # ---------------------------------------------------------------- finetune

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from cnnlab.config import ModelConfig
 from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
+from cnnlab.models.schema import ModelCommon, model_config
 from cnnlab.models.summary import count_params, summarize
 from conftest import CONF
 
@@ -16,9 +16,11 @@ PRESETS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 128, 128)]
 
 
-def preset(name: str, **changes) -> ModelConfig:
-    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF / "model" / f"{name}.yaml"), changes)
-    return OmegaConf.to_object(cfg)
+def preset(name: str, **changes) -> ModelCommon:
+    """The preset's family config (its YAML without the defaults list), as validate builds it."""
+    values = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{name}.yaml"))
+    values.pop("defaults", None)
+    return model_config({**values, **changes})
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -129,14 +131,15 @@ def test_init_sets_the_weight_scale(kind, expected_std):
 
 @pytest.mark.parametrize("name", ["mlp5x100", "lecture_cnn", "resnet18"])
 def test_activation_option_takes_effect(name):
-    model = build_model(preset(name, activation="tanh", width=8), (1, 8, 8), 10)
+    narrow = {"width": 8} if name == "resnet18" else {}  # width is a key of resnet, not of mlp or cnn
+    model = build_model(preset(name, activation="tanh", **narrow), (1, 8, 8), 10)
     assert any(isinstance(m, torch.nn.Tanh) for m in model.modules())
     assert not any(isinstance(m, torch.nn.ReLU) for m in model.modules())
 
 
 def test_batch_norm_option_adds_the_layers():
-    for name in ("mlp5x100", "lecture_cnn", "vgg11"):
-        kinds = {type(m) for m in build_model(preset(name, batch_norm=True, width=8), (1, 8, 8), 10).modules()}
+    for name, extra in (("mlp5x100", {}), ("lecture_cnn", {}), ("vgg11", {"width": 8})):
+        kinds = {type(m) for m in build_model(preset(name, batch_norm=True, **extra), (1, 8, 8), 10).modules()}
         assert kinds & {torch.nn.BatchNorm1d, torch.nn.BatchNorm2d}, name
     without = build_model(preset("googlenet", batch_norm=False), (1, 8, 8), 10)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.modules())
@@ -173,7 +176,7 @@ def test_googlenet_width_scales_every_layer():
 
 
 def test_aux_heads_outside_inception_is_a_config_error():
-    with pytest.raises(ConfigError, match="aux_heads"):
+    with pytest.raises(ConfigError, match="model.aux_heads does nothing in model=resnet18"):
         build_model(preset("resnet18", aux_heads=True), (3, 32, 32), 10)
 
 

@@ -19,11 +19,11 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import hydra_errors, rundir
+from cnnlab import hydra_errors, registry, rundir
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
-from cnnlab.override_keys import unknown_key_message
+from cnnlab.override_keys import family_key_message, unknown_key_message
 from cnnlab.results import objective_value
 
 log = logging.getLogger("cnnlab")
@@ -38,7 +38,10 @@ def _config_dir() -> str:
 # The typed schema sits under every YAML file (conf/config.yaml lists it first), so every key can be
 # overridden from the shell, a misspelt key is refused and a value of the wrong type is caught.
 ConfigStore.instance().store(name="cnnlab_schema", node=RootConfig)
+registry.store_schemas()  # schema/model/<family>, ...: each preset in conf/ names its own in its defaults
 OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("cnnlab_registry", lambda kind: registry.describe(kind, Path(_config_dir())),
+                                replace=True)  # --help: each family's own keys, from the registry
 OmegaConf.register_new_resolver("cnnlab_unique_dir", unique_dir, replace=True, use_cache=True)
 _exit_code = 0  # the worst exit code of the jobs this process ran
 
@@ -151,7 +154,8 @@ def main() -> None:
         print(f"cnnlab {cnnlab.__version__} (Hydra {hydra.__version__})")
         return
     groups = [p.name for p in Path(_config_dir()).iterdir() if p.is_dir()]
-    problem = unknown_key_message(argv, groups) or _unwritable_output(argv)
+    problem = (unknown_key_message(argv, groups) or family_key_message(argv, Path(_config_dir()))
+               or _unwritable_output(argv))
     if problem:
         _say(problem)
         _leave(2)

@@ -14,8 +14,15 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cnnlab import registry
+from cnnlab.data_schema import check_source_keys
 from cnnlab.errors import ConfigError
 from cnnlab import parallelism  # noqa: F401 - registers ${cnnlab_sweep_workers:} (hydra/launcher=auto)
+from cnnlab.models.schema import ModelCommon as ModelConfig
+from cnnlab.models.schema import model_config
+from cnnlab.optim_schema import OptimCommon as OptimConfig
+from cnnlab.optim_schema import SchedCommon as SchedConfig
+from cnnlab.registry import make_config
 
 # ---------------------------------------------------------------- dataset
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "folder", "synthetic")
@@ -49,68 +56,17 @@ class DatasetConfig:
 
 
 # ---------------------------------------------------------------- model
-FAMILIES = ("mlp", "cnn", "vgg", "alexnet", "inception", "resnet")
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INITS = ("default", "normal", "xavier", "he")
-
-
-@dataclass
-class ModelConfig:
-    name: str = "lecture_cnn"  # the preset's name, shown in summaries and reports
-    family: str = "cnn"
-    activation: str = "relu"
-    init: str = "default"  # default (PyTorch's) | normal (init_std) | xavier | he
-    init_std: float = 0.01
-    dropout: float = 0.0
-    batch_norm: bool = False
-    # mlp: hidden layer sizes
-    hidden: List[int] = field(default_factory=list)
-    # cnn: conv channels per block (a block is one or more convs then an optional pool)
-    blocks: List[List[int]] = field(default_factory=list)
-    kernel_size: int = 3
-    padding: str = "valid"  # valid | same
-    pool: Any = True  # bool for every block, or a list with one bool per block
-    dense: List[int] = field(default_factory=list)  # cnn: dense layers after flatten
-    binary_head: bool = False  # one sigmoid output for two classes (Keras' Dense(1, sigmoid))
-    # vgg / resnet
-    depth: int = 18
-    residual: bool = True  # resnet: false gives the plain twin
-    width: int = 64  # resnet/vgg/googlenet: channels of the first stage (googlenet: every layer x width/64)
-    stem: str = "auto"  # auto | cifar | imagenet
-    head: str = "full"  # vgg: full (torchvision's 3 dense layers) | linear (Flatten -> Dropout -> Dense, seed 000)
-    # inception
-    inception: str = "reduced"  # naive | reduced
-    aux_heads: bool = False
-    # transfer learning
-    pretrained: Optional[str] = None  # null | imagenet | path to a cnnlab checkpoint
-
+# Each family registers its own typed config (cnnlab/models/schema.py): `validate` builds the chosen
+# family's, so a key that does nothing in it is refused. ModelConfig (imported above) is the keys
+# every family has.
 
 # ---------------------------------------------------------------- optimizer, schedule, loss
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
-SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
+OPTIMIZERS = registry.names("optim")  # the registered ones (cnnlab/optim_schema.py)
+SCHEDULES = registry.names("sched")
 
 
-@dataclass
-class OptimConfig:
-    name: str = "adam"
-    lr: float = 0.001
-    weight_decay: float = 0.0  # decoupled for adamw, coupled (added to the gradient) otherwise
-    momentum: float = 0.0  # sgd family
-    alpha: float = 0.99  # rmsprop: decay of the squared-gradient average
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-
-
-@dataclass
-class SchedConfig:
-    name: str = "none"
-    step_size: int = 10  # step: epochs between decays
-    gamma: float = 0.1  # step: decay factor
-    warmup_epochs: int = 0  # cosine: linear warm-up
-    min_lr: float = 0.0  # cosine: final lr; plateau: floor
-    pct_start: float = 0.25  # onecycle: part of training spent rising
-    factor: float = 0.1  # plateau: lr multiplier
-    patience: int = 3  # plateau: epochs without improvement
+# Each optimizer and schedule registers its own typed config (cnnlab/optim_schema.py); OptimConfig and
+# SchedConfig (imported above) are the keys all of them have.
 
 
 @dataclass
@@ -165,7 +121,7 @@ class LrFindConfig:  # cnnlab-lrfind: the learning-rate range test
 @dataclass
 class RootConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the family's config after validate()
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -206,11 +162,16 @@ def validate(cfg: DictConfig) -> RootConfig:
     """Return the run's config as typed dataclasses, or raise ConfigError naming the bad key."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("hydra", None)
+    model = plain.pop("model", {})
+    optim, sched = plain.pop("optim", {}), plain.pop("sched", {})
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RootConfig), plain)
         settings: RootConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe_omegaconf_error(exc)) from None
+    settings.model = model_config(model)  # the family's own dataclass; its keys and ranges checked there
+    settings.optim, settings.sched = make_config("optim", optim), make_config("sched", sched)
+    check_source_keys(settings.dataset, DatasetConfig())  # e.g. dataset.num_samples outside synthetic
     _check_ranges(settings)
     from cnnlab.value_checks import check_values
     check_values(settings)  # infinity/NaN anywhere, seeds out of range
@@ -231,7 +192,7 @@ def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
 
 
 def _check_ranges(s: RootConfig) -> None:
-    d, m, o, sc, t = s.dataset, s.model, s.optim, s.sched, s.trainer
+    d, o, sc, t = s.dataset, s.optim, s.sched, s.trainer
     _require(d.name in DATASETS, "dataset.name", "one of " + ", ".join(DATASETS), d.name)
     if d.name == "folder" and not d.path:
         raise ConfigError("dataset=folder needs the folder of images: add dataset.path=DIR (one subfolder "
@@ -254,37 +215,11 @@ def _check_ranges(s: RootConfig) -> None:
         _require(values is None or len(values) >= 1, f"dataset.{name}", "a list of floats or null", values)
     _require(d.std is None or all(v > 0 for v in d.std), "dataset.std", "positive", d.std)
 
-    _require(m.family in FAMILIES, "model.family", "one of " + ", ".join(FAMILIES), m.family)
-    _require(m.activation in ACTIVATIONS, "model.activation", "one of " + ", ".join(ACTIVATIONS), m.activation)
-    _require(m.init in INITS, "model.init", "one of " + ", ".join(INITS), m.init)
-    _require(m.init_std > 0, "model.init_std", "positive", m.init_std)
-    _require(0 <= m.dropout < 1, "model.dropout", "in [0, 1)", m.dropout)
-    _require(m.kernel_size >= 1, "model.kernel_size", "a positive integer", m.kernel_size)
-    _require(m.padding in ("valid", "same"), "model.padding", "valid or same", m.padding)
-    _require(isinstance(m.pool, bool) or (isinstance(m.pool, list) and all(isinstance(p, bool) for p in m.pool)),
-             "model.pool", "true, false, or a list of true/false (one per block)", m.pool)
-    _require(m.width >= 1, "model.width", "a positive integer", m.width)
-    _require(m.stem in ("auto", "cifar", "imagenet"), "model.stem", "auto, cifar or imagenet", m.stem)
-    _require(m.head in ("full", "linear"), "model.head", "full or linear", m.head)
-    _require(m.inception in ("naive", "reduced"), "model.inception", "naive or reduced", m.inception)
-
     _require(o.name in OPTIMIZERS, "optim.name", "one of " + ", ".join(OPTIMIZERS), o.name)
     _require(o.lr > 0, "optim.lr", "positive", o.lr)
     _require(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)
-    _require(0 <= o.momentum < 1, "optim.momentum", "in [0, 1)", o.momentum)
-    _require(0 <= o.alpha < 1, "optim.alpha", "in [0, 1)", o.alpha)
-    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas",
-             "two values in [0, 1)", list(o.betas))
-    _require(o.eps > 0, "optim.eps", "positive", o.eps)
 
     _require(sc.name in SCHEDULES, "sched.name", "one of " + ", ".join(SCHEDULES), sc.name)
-    _require(sc.step_size >= 1, "sched.step_size", "a positive integer", sc.step_size)
-    _require(sc.gamma > 0, "sched.gamma", "positive", sc.gamma)
-    _require(sc.warmup_epochs >= 0, "sched.warmup_epochs", ">= 0", sc.warmup_epochs)
-    _require(sc.min_lr >= 0, "sched.min_lr", ">= 0", sc.min_lr)
-    _require(0 < sc.pct_start < 1, "sched.pct_start", "in (0, 1)", sc.pct_start)
-    _require(0 < sc.factor < 1, "sched.factor", "in (0, 1)", sc.factor)
-    _require(sc.patience >= 0, "sched.patience", ">= 0", sc.patience)
 
     _require(s.loss.l1 >= 0, "loss.l1", ">= 0", s.loss.l1)
     _require(s.loss.l2 >= 0, "loss.l2", ">= 0", s.loss.l2)

@@ -26,9 +26,9 @@ from cnnlab.errors import ConfigError, DataError
 
 log = logging.getLogger("cnnlab")
 
-# (family, depth, batch_norm) -> torchvision weights enum name
-IMAGENET = {("resnet", 18, False): "ResNet18_Weights", ("resnet", 34, False): "ResNet34_Weights",
-            ("resnet", 50, False): "ResNet50_Weights", ("vgg", 11, False): "VGG11_Weights",
+# (family, depth, batch_norm) -> torchvision weights enum name (torchvision's ResNets have batch norm)
+IMAGENET = {("resnet", 18, True): "ResNet18_Weights", ("resnet", 34, True): "ResNet34_Weights",
+            ("resnet", 50, True): "ResNet50_Weights", ("vgg", 11, False): "VGG11_Weights",
             ("vgg", 16, False): "VGG16_Weights", ("vgg", 11, True): "VGG11_BN_Weights",
             ("vgg", 16, True): "VGG16_BN_Weights", ("alexnet", 0, False): "AlexNet_Weights"}
 
@@ -84,11 +84,12 @@ def load_pretrained(model: nn.Module, path: Path, classes: Optional[List[str]] =
 
 def load_imagenet(model: nn.Module, cfg: ModelConfig, in_channels: int) -> None:
     """torchvision's ImageNet weights into the matching tensors; the head and misfits skipped."""
-    key = (cfg.family, 0 if cfg.family == "alexnet" else cfg.depth, bool(cfg.batch_norm))
-    if key not in IMAGENET or (cfg.family == "resnet" and not cfg.residual):
-        raise ConfigError(f"model.pretrained=imagenet has weights for resnet18/34/50, vgg11/16 (with or "
-                          f"without batch_norm) and alexnet, not {cfg.name}. Use model.pretrained=PATH to a "
-                          "cnnlab checkpoint instead.")
+    # a family's config holds only its own keys: AlexNet has no depth or batch norm, only ResNet residual
+    key = (cfg.family, getattr(cfg, "depth", 0), bool(getattr(cfg, "batch_norm", False)))
+    if key not in IMAGENET or not getattr(cfg, "residual", True):
+        raise ConfigError(f"model.pretrained=imagenet has weights for resnet18/34/50 (with their batch norm "
+                          f"and skips), vgg11/16 (with or without batch_norm) and alexnet, not {cfg.name} as "
+                          "configured. Use model.pretrained=PATH to a cnnlab checkpoint instead.")
     state = imagenet_state_dict(IMAGENET[key])
     heads = getattr(model, "head_prefixes", [])
     target = model.state_dict()

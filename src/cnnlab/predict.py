@@ -11,7 +11,6 @@ with the training set's mean and std.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -26,11 +25,11 @@ CHECKPOINT_KEYS = ("config", "classes", "shape", "mean", "std")
 
 def load_model(path: Path) -> Tuple[torch.nn.Module, dict]:
     """The trained model in eval mode on the CPU, and the checkpoint it came from."""
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from cnnlab.config import ModelConfig
+    from cnnlab.errors import ConfigError
     from cnnlab.models import build_model
+    from cnnlab.models.schema import saved_model_config
     from cnnlab.train.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(path)
@@ -39,12 +38,11 @@ def load_model(path: Path) -> Tuple[torch.nn.Module, dict]:
         lacks = ", ".join(missing or ["config.model"])
         raise CnnlabError(f"{path} is not a cnnlab training checkpoint: it lacks {lacks}. Use checkpoints/best.pt "
                           "or last.pt from a run folder.")
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    saved = {k: v for k, v in checkpoint["config"]["model"].items() if k in known}
-    saved["pretrained"] = None  # the checkpoint's own weights replace whatever it started from
+    # the checkpoint's own weights replace whatever it started from
+    saved = {**checkpoint["config"]["model"], "pretrained": None}
     try:
-        model_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), saved))
-    except OmegaConfBaseException as exc:
+        model_cfg = saved_model_config(saved)  # this version's family config, or an older flat one's
+    except (OmegaConfBaseException, ConfigError) as exc:
         raise CnnlabError(f"the model config in {path} does not fit this cnnlab version: "
                           f"{str(exc).splitlines()[0]}.") from None
     model = build_model(model_cfg, tuple(checkpoint["shape"]), len(checkpoint["classes"]))

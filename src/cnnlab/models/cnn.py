@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from cnnlab.config import ModelConfig
 from cnnlab.models.layers import activation, conv_out
+from cnnlab.models.schema import CNNConfig
 
 
-def _pool_flags(cfg: ModelConfig) -> list[bool]:
+def _pool_flags(cfg: CNNConfig) -> list[bool]:
     if isinstance(cfg.pool, bool):
         return [cfg.pool] * len(cfg.blocks)
     flags = list(cfg.pool)
@@ -28,7 +28,7 @@ def _pool_flags(cfg: ModelConfig) -> list[bool]:
     return flags
 
 
-def build_cnn(cfg: ModelConfig, shape: tuple, num_classes: int) -> nn.Module:
+def build_cnn(cfg: CNNConfig, shape: tuple, num_classes: int) -> nn.Module:
     channels, h, w = shape
     k = cfg.kernel_size
     features: list[nn.Module] = []

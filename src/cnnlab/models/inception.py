@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnlab.config import ModelConfig
 from cnnlab.models.init import reference_init
 from cnnlab.models.layers import activation, small_input
+from cnnlab.models.schema import InceptionConfig
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the paper's Table 1; a module's input
 # width is the previous one's output (the sum of 1x1, 3x3, 5x5 and pool proj)
@@ -83,7 +83,7 @@ class InceptionAux(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int):
+    def __init__(self, cfg: InceptionConfig, shape: tuple, num_classes: int):
         super().__init__()
         act, naive, bn = cfg.activation, cfg.inception == "naive", cfg.batch_norm
         outputs = 1 if cfg.binary_head else num_classes
@@ -144,5 +144,5 @@ class GoogLeNet(nn.Module):
         return logits
 
 
-def build_googlenet(cfg: ModelConfig, shape: tuple, num_classes: int) -> nn.Module:
+def build_googlenet(cfg: InceptionConfig, shape: tuple, num_classes: int) -> nn.Module:
     return GoogLeNet(cfg, shape, num_classes)

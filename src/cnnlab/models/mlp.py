@@ -5,11 +5,11 @@ import math
 
 import torch.nn as nn
 
-from cnnlab.config import ModelConfig
 from cnnlab.models.layers import activation
+from cnnlab.models.schema import MLPConfig
 
 
-def build_mlp(cfg: ModelConfig, shape: tuple, num_classes: int) -> nn.Module:
+def build_mlp(cfg: MLPConfig, shape: tuple, num_classes: int) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(shape)
     for size in cfg.hidden:

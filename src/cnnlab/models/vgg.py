@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from cnnlab.config import ModelConfig
 from cnnlab.errors import ConfigError
 from cnnlab.models.init import apply_init, reference_init
 from cnnlab.models.layers import activation, small_input
+from cnnlab.models.schema import VGGConfig
 
 CONFIGS = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -24,7 +24,7 @@ CONFIGS = {
 
 
 class VGG(nn.Module):
-    def __init__(self, cfg: ModelConfig, shape: tuple, num_classes: int):
+    def __init__(self, cfg: VGGConfig, shape: tuple, num_classes: int):
         super().__init__()
         if cfg.depth not in CONFIGS:
             raise ConfigError(f"model.depth={cfg.depth} is not a VGG: use one of 11, 13, 16, 19.")
@@ -73,5 +73,5 @@ class VGG(nn.Module):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
-def build_vgg(cfg: ModelConfig, shape: tuple, num_classes: int) -> nn.Module:
+def build_vgg(cfg: VGGConfig, shape: tuple, num_classes: int) -> nn.Module:
     return VGG(cfg, shape, num_classes)
