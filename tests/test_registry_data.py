@@ -13,8 +13,7 @@ from cnnlab.errors import ConfigError
 from conftest import compose_config
 
 # a value that differs from the default, for each key only some sources read
-VALUES = {"shape": [1, 8, 8], "num_classes": 3, "num_samples": 64, "download": False, "path": "/tmp",
-          "image_size": 32}
+VALUES = {"shape": [1, 8, 8], "num_classes": 3, "num_samples": 64, "download": False, "path": "/tmp"}
 
 
 def test_every_source_says_which_of_the_source_only_keys_it_reads():
@@ -22,6 +21,7 @@ def test_every_source_says_which_of_the_source_only_keys_it_reads():
     assert not missing, f"add {missing} to SOURCE_KEYS in src/cnnlab/data_schema.py"
     assert set(VALUES) == set(source_only_keys())
     assert all(hasattr(DatasetConfig(), key) for key in source_only_keys())
+    assert "image_size" not in source_only_keys()  # every source resizes or decodes to it
 
 
 @pytest.mark.parametrize("source", sorted(SOURCE_KEYS))

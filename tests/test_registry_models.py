@@ -202,6 +202,10 @@ PARAMS = {
     "report_cnn_dropout@1x8x8": 110_474,
     "report_cnn_dropout@3x32x32": 160_202,
     "report_cnn_dropout@3x128x128": 3_305_930,
+    # report_cnn plus batch norm after each conv block and dense layer: 2 x (32+64+128+128+128) more
+    "report_cnn_bn@1x8x8": 127_946,
+    "report_cnn_bn@3x32x32": 177_674,
+    "report_cnn_bn@3x128x128": 3_323_402,
     "resnet18@1x8x8": 11_172_810,
     "resnet18@3x32x32": 11_173_962,
     "resnet18@3x128x128": 11_181_642,
@@ -258,7 +262,7 @@ def test_architectures_experiment_narrows_only_its_deep_models():
     for name in ("mlp", "lecture_cnn", "vgg11_bn", "googlenet", "resnet18"):
         model = compose_config(["experiment=architectures", f"model={name}"]).model
         widths[name] = getattr(model, "width", None)
-    assert widths == {"mlp": None, "lecture_cnn": None, "vgg11_bn": 16, "googlenet": 16, "resnet18": 16}
+    assert widths == {"mlp": None, "lecture_cnn": None, "vgg11_bn": 8, "googlenet": 8, "resnet18": 8}
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -19,8 +19,12 @@ SOURCE_KEYS: Dict[str, Tuple[str, ...]] = {
     "cifar10": ("download",),
     "cifar100": ("download",),
     "svhn": ("download",),
-    "folder": ("path", "image_size"),
+    "folder": ("path",),
+    "cats_vs_dogs": ("download",),
+    "hymenoptera": ("download",),
 }
+# dataset.image_size acts for every source: folders and the course zips decode at that size, the
+# in-memory sets are resized once on the device (cnnlab.data.resize).
 
 
 def source_only_keys() -> list[str]:
