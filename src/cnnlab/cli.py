@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab import sweep
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -36,7 +37,8 @@ def _config_dir() -> str:
 ConfigStore.instance().store(name="cnnlab_schema", node=RootConfig)
 OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("cnnlab_unique_dir", unique_dir, replace=True, use_cache=True)
-_exit_code = 0  # the worst exit code of the jobs this process ran
+OmegaConf.register_new_resolver("cnnlab_job_label", sweep.job_label, replace=True)
+_exit_code = 0  # a single run's exit code; a sweep's is read from its jobs' records (cnnlab/sweep.py)
 
 
 @hydra.main(config_path=_config_dir(), config_name="config", version_base=None)
@@ -49,17 +51,21 @@ def _hydra_main(cfg: DictConfig):
         settings = validate(cfg)
         if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
             settings.resume = True  # a requeued SLURM job continues from checkpoints/last.pt in its folder
-        from cnnlab.run import run_job  # torch and friends load only once the config is known good
-        results = run_job(settings, run_dir, overrides)
-        return results.get("best_val_acc")
+        with sweep.job(settings, run_dir) as plan:  # a sweep's job: skip, resume, its own GPU
+            if plan.skip:
+                return plan.objective
+            from cnnlab.run import run_job  # torch and friends load only once the config is known good
+            results = run_job(settings, run_dir, overrides)
+            return results.get("best_val_acc")
     except CnnlabError as exc:
         status = getattr(exc, "status", "failed")
-        print(f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}", file=sys.stderr, flush=True)
+        message = f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}"
+        print(sweep.job_label() + message, file=sys.stderr, flush=True)
+        sweep.note_in_train_log(message)
         _record_failure(run_dir, overrides, exc)
-        if status == "interrupted":  # Ctrl-C or preemption stops a sweep too, not just this job
-            raise SystemExit(exc.exit_code)
         _exit_code = max(_exit_code, exc.exit_code)
-        return None
+        # Ctrl-C or preemption stops a sweep too, not just this job; Optuna records a FAIL trial
+        return sweep.after_failure(cfg, run_dir, exc)
 
 
 def _record_failure(run_dir: Path, overrides: list, exc: CnnlabError) -> None:
@@ -104,15 +110,19 @@ def main() -> None:
     from cnnlab.train import distributed  # imports torch only when torchrun started this process
 
     sys.argv += distributed.hydra_overrides()  # ranks > 0: rank 0's folder, no .hydra/ or train.log
+    code = 0
     try:
         _hydra_main()
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
-        sys.exit(130)
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
     finally:
         distributed.shutdown()
-    if _exit_code:
-        sys.exit(_exit_code)
+    code = sweep.finish(code or _exit_code)  # a sweep: its summary, and the worst of its jobs' codes
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,12 @@ class FinetuneConfig:
 
 
 @dataclass
+class SweepConfig:
+    fail_fast: bool = False  # stop the whole sweep at the first failed job
+    rerun: str = "unfinished"  # with resume=true: unfinished (every job not completed) | failed (only those)
+
+
+@dataclass
 class RootConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -157,6 +163,7 @@ class RootConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: Optional[str] = None  # where datasets are looked for (default: $CNNLAB_DATA or cache)
@@ -273,6 +280,8 @@ def _check_ranges(s: RootConfig) -> None:
              "a positive integer or null", t.num_threads)
     _require(t.checkpoint_every_steps >= 0, "trainer.checkpoint_every_steps", "an integer >= 0 (0 = off)",
              t.checkpoint_every_steps)
+
+    _require(s.sweep.rerun in ("unfinished", "failed"), "sweep.rerun", "unfinished or failed", s.sweep.rerun)
 
     dev = s.device
     _require(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:") and dev[5:].isdigit(),
