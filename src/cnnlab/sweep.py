@@ -440,6 +440,8 @@ def summarize(sweep_dir: Path, argv: list) -> dict:
     exit_code = max(codes, default=0)
     if stop and stop.get("reason") == "fail_fast":
         exit_code = int(stop.get("exit_code") or 1)
+    elif stop and stop.get("exit_code"):  # a signal: a job it reached before training left no record
+        exit_code = max(exit_code, int(stop["exit_code"]))
     summary = {"sweep_dir": str(sweep_dir), "jobs": sum(counts.values()), **counts, "exit_code": exit_code,
                "failures": failures, "stopped": stop, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     best = _optuna_best(sweep_dir)
