@@ -317,6 +317,7 @@ class SweepCallback(Callback):
                 leftover.unlink(missing_ok=True)
         (state / "stop.json").unlink(missing_ok=True)
         os.environ.setdefault("CNNLAB_PROGRAM", program())
+        os.environ["CNNLAB_SWEEP_ARGV"] = json.dumps(sys.argv[1:])  # for job names in workers (naming.py)
         _write_json(state / "sweep.json", {"pid": os.getpid(), "host": socket.gethostname(),
                                            "started_at": time.time(), "argv": sys.argv[1:]})
         _active.clear()
