@@ -71,7 +71,7 @@ def test_a_failed_job_makes_the_sweep_exit_1_and_is_summarized(tmp_path, launche
 
 def test_fail_fast_stops_the_sweep_at_the_first_failure(tmp_path):
     folder = tmp_path / "sweep"
-    args = ["-m", "optim=sgd", "optim.lr=5,0.01,0.02", "dataset.train_size=256", "trainer.max_epochs=1",
+    args = ["-m", "optim=sgd", "optim.lr=5,0.01,0.02", "trainer.max_epochs=1",
             *QUICK, f"hydra.sweep.dir={folder}", "sweep.fail_fast=true"]
     proc = run_cli(args, tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -81,24 +81,25 @@ def test_fail_fast_stops_the_sweep_at_the_first_failure(tmp_path):
     assert "stopped at the first failure (sweep.fail_fast=true)" in proc.stderr
 
 
-OPTUNA = ["hparams_search=optuna", "optim=sgd", "dataset.train_size=256", "trainer.max_epochs=1", *QUICK]
+OPTUNA = ["hparams_search=optuna", "optim=sgd", "trainer.max_epochs=1", *QUICK]
 
 
 def test_optuna_records_diverging_trials_as_failed_and_searches_on(tmp_path):
     folder = tmp_path / "search"
-    # a grid over three learning rates, one of which (50) makes the loss NaN
-    args = ["-m", *OPTUNA, "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=3",
-            "~hydra.sweeper.params.optim.weight_decay", "hydra.sweeper.params.optim.lr=choice(0.01,50,0.02)",
+    # SGD at lr 50 makes the loss NaN; the seeded TPE sampler draws it in some of the four trials
+    args = ["-m", *OPTUNA, "hydra.sweeper.n_trials=4", "hydra.sweeper.params={optim.lr:'choice(0.01,50)'}",
             f"hydra.sweep.dir={folder}"]
     proc = run_cli(args, tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in out, out[-3000:]
     summary = _summary(folder)
-    assert (summary["jobs"], summary["completed"], summary["failed"]) == (3, 2, 1)
-    assert summary["failures"][0]["folder"] == "optim.lr=50"
-    assert summary["best"]["params"]["optim.lr"] in (0.01, 0.02)
-    assert summary["best"]["overrides"] == [f"optim.lr={summary['best']['params']['optim.lr']}"]
+    assert summary["jobs"] == 4 and summary["failed"] >= 1 and summary["completed"] >= 1  # all 4 trials ran
+    assert all(f["folder"].startswith("optim.lr=50,") for f in summary["failures"])
+    assert all("became nan" in f["error"] for f in summary["failures"])
+    best = summary["best"]
+    assert best["overrides"] == [f"{k}={v}" for k, v in best["params"].items()] and best["value"] is not None
     assert (folder / "optimization_results.yaml").is_file() and "best trial: " in out
+    assert "Failed experiment: the training loss became nan" in out  # Optuna recorded a FAIL trial
 
 
 def test_an_optuna_study_continues_from_its_sqlite_file(tmp_path):
