@@ -142,6 +142,7 @@ class JobPlan:
     skip: bool = False  # do not train: completed before (resume), or the sweep is stopping
     objective: Any = None  # what to return to the sweeper when skipping
     why: str = ""
+    action: str = "run"  # run | skipped (completed before, or not chosen by sweep.rerun) | not_started
 
 
 @contextmanager
@@ -160,8 +161,7 @@ def job(settings, run_dir: Path):
     if plan.skip:
         log.info(f"cnnlab: {plan.why}")
         _write_json(state / "jobs" / f"{Path(run_dir).name}.json",
-                    {"job": str(run_dir), "action": "not_started" if "stopping" in plan.why else "skipped",
-                     "why": plan.why})
+                    {"job": str(run_dir), "action": plan.action, "why": plan.why})
         yield plan
         return
     marker = state / "running" / f"{socket.gethostname()}-{os.getpid()}.json"
@@ -178,7 +178,8 @@ def job(settings, run_dir: Path):
 def _plan(settings, run_dir: Path, state: Path) -> JobPlan:
     stop = _read_json(state / "stop.json")
     if stop:
-        return JobPlan(skip=True, why=f"not started: the sweep is stopping ({stop.get('reason')}).")
+        return JobPlan(skip=True, action="not_started",
+                       why=f"not started: the sweep is stopping ({stop.get('reason')}).")
     if not settings.resume:
         return JobPlan()
     record = job_status(run_dir)
@@ -186,11 +187,11 @@ def _plan(settings, run_dir: Path, state: Path) -> JobPlan:
     rerun = settings.sweep.rerun
     if status == "completed":
         if _same_config(settings, run_dir) or rerun == "failed":
-            return JobPlan(skip=True, objective=record.get("best_val_acc"),
+            return JobPlan(skip=True, action="skipped", objective=record.get("best_val_acc"),
                            why=f"skipped {run_dir.name}: completed before with this config.")
         return JobPlan()  # completed with other settings (more epochs): resume checks and continues
     if rerun == "failed" and status != "failed":
-        return JobPlan(skip=True, why=f"skipped {run_dir.name}: not failed ({status or 'unfinished'}) "
+        return JobPlan(skip=True, action="skipped", why=f"skipped {run_dir.name}: not failed ({status or 'unfinished'}) "
                                       "and sweep.rerun=failed.")
     return JobPlan()
 
