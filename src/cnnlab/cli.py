@@ -116,8 +116,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         code = 130
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # a job's interruption, fail_fast, or Hydra's own exit
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     finally:
         distributed.shutdown()
     code = sweep.finish(code or _exit_code)  # a sweep: its summary, and the worst of its jobs' codes
