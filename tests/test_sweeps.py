@@ -213,3 +213,13 @@ def test_printed_commands_can_be_pasted_back(monkeypatch, tmp_path):
                                           ({"status": "failed", "exit_code": 2}, 2)])
 def test_a_job_record_stands_for_an_exit_code(record, code):
     assert sweep.exit_code_of(record) == code
+
+
+def test_sweep_settings_are_checked(tmp_path):
+    from conftest import compose_config
+    from cnnlab.errors import ConfigError
+
+    assert compose_config([]).sweep.rerun == "unfinished" and compose_config([]).sweep.fail_fast is False
+    assert compose_config(["sweep.rerun=failed", "sweep.fail_fast=true"]).sweep.rerun == "failed"
+    with pytest.raises(ConfigError, match="sweep.rerun must be unfinished or failed"):
+        compose_config(["sweep.rerun=all"])
