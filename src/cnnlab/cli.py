@@ -78,7 +78,7 @@ def _record_failure(run_dir: Path, overrides: list, exc: CnnlabError) -> None:
         from cnnlab.results import write_results
         run_dir.mkdir(parents=True, exist_ok=True)
         write_results(run_dir, {"status": getattr(exc, "status", "failed"), "error": str(exc),
-                                "overrides": overrides})
+                                "exit_code": exc.exit_code, "overrides": overrides})
     except (OSError, CnnlabError):
         pass  # the folder itself is unwritable; the message above already said what went wrong
 

@@ -387,6 +387,9 @@ def finish(exit_code: int) -> int:
         return exit_code
     if "summary" not in _active:
         summary = summarize(_active["dir"], _active.get("argv", []))
+        if exit_code > summary["exit_code"]:  # the sweep itself stopped: a signal, Hydra's own error
+            summary["exit_code"] = exit_code
+            summary.setdefault("resume_command", resume_sweep_command(_active["dir"], _active.get("argv", [])))
         _active["summary"] = summary
         try:
             _write_json(_active["dir"] / SUMMARY_FILE, summary)
