@@ -72,7 +72,7 @@ def test_joblib_runs_two_jobs_at_once_each_in_its_own_complete_folder(tmp_path):
     done = run_cli(["-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", "optim=sgd,adam",
                     f"hydra.sweep.dir={sweep}", *ONE_EPOCH], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))  # .cnnlab: the sweep's state
     assert [p.name for p in jobs] == ["optim=adam", "optim=sgd"]
     for job in jobs:
         results = json.loads((job / "results.json").read_text())

@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import hydra_errors, registry, rundir
+from cnnlab import hydra_errors, registry, rundir, sweep
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -43,7 +43,8 @@ OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("cnnlab_registry", lambda kind: registry.describe(kind, Path(_config_dir())),
                                 replace=True)  # --help: each family's own keys, from the registry
 OmegaConf.register_new_resolver("cnnlab_unique_dir", unique_dir, replace=True, use_cache=True)
-_exit_code = 0  # the worst exit code of the jobs this process ran
+OmegaConf.register_new_resolver("cnnlab_job_label", sweep.job_label, replace=True)
+_exit_code = 0  # a single run's exit code; a sweep's is read from its jobs' records (cnnlab/sweep.py)
 
 
 @hydra.main(config_path=_config_dir(), config_name="config", version_base=None)
@@ -59,21 +60,25 @@ def _hydra_main(cfg: DictConfig):
         settings = validate(cfg)
         if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:
             settings.resume = True  # a requeued SLURM job continues from checkpoints/last.pt in its folder
-        if lead:
-            rundir.refuse_existing(run_dir, settings.resume, overrides)
-        from cnnlab.run import run_job  # torch and friends load only once the config is known good
-        results = run_job(settings, run_dir, overrides)
-        return objective_value(results)  # trainer.monitor at the best epoch: what Optuna optimizes
+        with sweep.job(settings, run_dir) as plan:  # a sweep's job: skip, resume, its own GPU
+            if plan.skip:
+                return plan.objective
+            if lead:
+                rundir.refuse_existing(run_dir, settings.resume, overrides)
+            from cnnlab.run import run_job  # torch and friends load only once the config is known good
+            results = run_job(settings, run_dir, overrides)
+            return objective_value(results)  # trainer.monitor at the best epoch: what Optuna optimizes
     except CnnlabError as exc:
         status = getattr(exc, "status", "failed")
+        message = f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}"
         if lead:
-            print(f"cnnlab: {'error: ' if status == 'failed' else ''}{exc}", file=sys.stderr, flush=True)
+            print(sweep.job_label() + message, file=sys.stderr, flush=True)
+            sweep.note_in_train_log(message)
         if getattr(exc, "record", True):
             _record_failure(run_dir, overrides, exc)
-        if status == "interrupted":  # Ctrl-C or preemption stops a sweep too, not just this job
-            raise SystemExit(exc.exit_code)
         _exit_code = max(_exit_code, exc.exit_code)
-        return None
+        # Ctrl-C or preemption stops a sweep too, not just this job; Optuna records a FAIL trial
+        return sweep.after_failure(cfg, run_dir, exc)
     except Exception as exc:
         hydra_errors.mark_task_error(exc)  # a failure of the job, not of the input: Hydra's report, exit 1
         raise
@@ -170,6 +175,7 @@ def main() -> None:
     from cnnlab.train.sanity import hydra_overrides
 
     sys.argv += hydra_overrides(sys.argv[1:])  # trainer.fast_dev_run: no .hydra/ either
+    code = 0
     try:
         with hydra_errors.input_errors():
             _hydra_main()
@@ -178,11 +184,16 @@ def main() -> None:
         _leave(2)
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
-        sys.exit(130)
+        code = 130
+    except SystemExit as exc:  # a job's interruption, fail_fast, or Hydra's own exit
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     finally:
         distributed.shutdown()
-    if _exit_code:
-        _leave(_exit_code)
+    code = sweep.finish(code or _exit_code)  # a sweep: its summary, and the worst of its jobs' codes
+    if code:
+        _leave(code)
 
 
 if __name__ == "__main__":

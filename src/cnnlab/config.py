@@ -119,6 +119,12 @@ class LrFindConfig:  # cnnlab-lrfind: the learning-rate range test
 
 
 @dataclass
+class SweepConfig:
+    fail_fast: bool = False  # stop the whole sweep at the first failed job
+    rerun: str = "unfinished"  # with resume=true: unfinished (every job not completed) | failed (only those)
+
+
+@dataclass
 class RootConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)  # the family's config after validate()
@@ -128,6 +134,7 @@ class RootConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     lr_find: LrFindConfig = field(default_factory=LrFindConfig)  # read by cnnlab-lrfind only
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: Optional[str] = None  # where datasets are looked for (default: $CNNLAB_DATA or cache)
@@ -251,6 +258,8 @@ def _check_ranges(s: RootConfig) -> None:
     _require(lf.start_lr > 0, "lr_find.start_lr", "positive", lf.start_lr)
     _require(lf.end_lr > lf.start_lr, "lr_find.end_lr", f"above lr_find.start_lr ({lf.start_lr:g})", lf.end_lr)
     _require(lf.steps >= 20, "lr_find.steps", "an integer >= 20", lf.steps)
+
+    _require(s.sweep.rerun in ("unfinished", "failed"), "sweep.rerun", "unfinished or failed", s.sweep.rerun)
 
     dev = s.device
     _require(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:") and dev[5:].isdigit(),

@@ -4,6 +4,7 @@ TensorBoard names each run after its folder, so these names are what a user sees
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -39,7 +40,9 @@ def run_name(job_num, overrides=None, sweeper_params=None) -> str:
         sweeper_params = hydra_cfg.sweeper.get("params")
     except ValueError:  # no Hydra context (e.g. a unit test calling this directly)
         overrides, sweeper_params = list(overrides or []), sweeper_params
-    keys = swept_keys(sys.argv[1:], sweeper_params)
+    # a SLURM or submitit job runs under submitit's argv: the sweep's main process passes its own on
+    argv = os.environ.get("CNNLAB_SWEEP_ARGV")
+    keys = swept_keys(json.loads(argv) if argv else sys.argv[1:], sweeper_params)
     parts = [o.lstrip("+~") for o in overrides if o.partition("=")[0].lstrip("+~") in keys]
     if not parts:
         return str(job_num)

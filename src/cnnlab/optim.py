@@ -93,18 +93,58 @@ def build_schedule(cfg: SchedConfig, optimizer: torch.optim.Optimizer, epochs: i
             optimizer, max_lr=max_lrs, total_steps=total_steps + 1, pct_start=cfg.pct_start,
             cycle_momentum=cycle_momentum), per_step=True)
     if cfg.name == "cosine":
-        warmup = cfg.warmup_epochs * steps_per_epoch
-        base_lr = optimizer.param_groups[0]["lr"]
-        floor = cfg.min_lr / base_lr
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
+        factor = _Cosine(cfg.warmup_epochs * steps_per_epoch, total_steps,
+                         cfg.min_lr / optimizer.param_groups[0]["lr"])
         return Schedule(torch.optim.lr_scheduler.LambdaLR(optimizer, factor), per_step=True)
     raise ValueError(f"unknown schedule {cfg.name}")
+
+
+class _Cosine:
+    """Cosine decay after a linear warm-up, as a factor of the base lr. A callable object, not a
+    closure, so LambdaLR saves its fields in checkpoints (a lengthened run's restart point among them)."""
+
+    def __init__(self, warmup: int, total: int, floor: float):
+        self.warmup, self.total, self.floor = warmup, total, floor
+        self.start, self.start_factor = None, 1.0  # set when a resumed run changed the length
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        start, top = (self.start, self.start_factor) if self.start is not None else (self.warmup, 1.0)
+        progress = min(1.0, (step - start) / max(1, self.total - start))
+        return self.floor + (top - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def resize_schedule(schedule: Schedule, step: int, total_steps: int) -> str:
+    """A resumed run with another length (trainer.max_epochs): the schedule goes on from the lr it has
+    at `step`, without a jump, and ends where the new length ends. Returns what it did, in words.
+
+    - none, step, plateau: nothing depends on the length; step decays every step_size epochs on, plateau
+      keeps watching the validation loss.
+    - cosine: from the current lr down to min_lr at the new last step (in warm-up: the warm-up ends as
+      planned, then the cosine spans the new length). A finished run stays at min_lr.
+    - onecycle: still rising: the peak comes at the same step, the annealing spans the new length;
+      annealing: the rest of the annealing is stretched (or squeezed) from the current lr to the new end.
+    """
+    scheduler = schedule.scheduler
+    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        rise, anneal = scheduler._schedule_phases[0], scheduler._schedule_phases[-1]
+        end = float(total_steps)  # the built scheduler's total_steps is one more than the run's steps
+        if step > rise["end_step"]:
+            done = (step - rise["end_step"]) / max(1e-12, anneal["end_step"] - rise["end_step"])
+            remaining = max(1.0 - min(done, 1.0), 1e-12)
+            rise["end_step"] = end - (end - step) / remaining  # the annealing's virtual start
+        anneal["end_step"] = end
+        scheduler.total_steps = total_steps + 1
+        return "onecycle anneals from the current lr to its final lr at the new end"
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        factor = scheduler.lr_lambdas[0]
+        if isinstance(factor, _Cosine):
+            if step >= factor.warmup:
+                factor.start_factor, factor.start = factor(step), step
+            factor.total = total_steps
+            return "cosine continues from the current lr down to min_lr at the new end"
+    return "the schedule does not depend on the run's length"
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:

@@ -19,12 +19,12 @@ from cnnlab.errors import ConfigError
 from cnnlab.finetune import apply_finetune
 from cnnlab.models import build_model
 from cnnlab.models.summary import count_params, summarize
-from cnnlab.optim import build_optimizer, build_schedule
+from cnnlab.optim import build_optimizer, build_schedule, resize_schedule
 from cnnlab.results import best_summary, write_results
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
-from cnnlab.train import distributed, sanity
+from cnnlab.train import distributed, resume_settings, sanity
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
@@ -101,7 +101,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
             }
 
         if cfg.resume:
-            _resume(cfg, run_dir, model, optimizer, schedule, scaler, state, tracker, generator, device)
+            _resume(cfg, run_dir, model, optimizer, schedule, scaler, state, tracker, generator, device,
+                    len(data.train))
 
         # On CPU reading the loss costs nothing, so NaN is checked every step; on CUDA only where the
         # loop syncs anyway (trainer.sync_every), so no step waits for the GPU.
@@ -195,7 +196,8 @@ def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
 
 
 def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, state: FitState,
-            tracker: BestTracker, generator: torch.Generator, device: torch.device) -> None:
+            tracker: BestTracker, generator: torch.Generator, device: torch.device,
+            steps_per_epoch: int = 0) -> None:
     path = run_dir / "checkpoints" / "last.pt"
     if not path.exists():
         log.info(f"resume=true but {path} does not exist yet: starting from scratch.")
@@ -203,13 +205,24 @@ def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, 
     saved = load_checkpoint(path)
     check_resumable(saved.get("config"), cfg, path, (saved.get("fit") or {}).get("progress"))
     missing, unexpected = _state_mismatch(model.state_dict(), saved["model"])
+    # a changed setting is honoured from here on or refused, never silently replaced by the saved one
+    refused, honoured = (resume_settings.compare(saved.get("config"), dataclasses.asdict(cfg))
+                         if cfg is not None else ([], []))
+    if refused:
+        raise resume_settings.refusal(path, refused, (missing + unexpected)[:8])
     if missing or unexpected:
         raise ConfigError(f"cannot resume from {path}: it was written for a different model or class count "
                           f"(mismatched keys: {', '.join((missing + unexpected)[:8])}). Use a new hydra.run.dir "
                           "or the config that wrote it.")
+    fresh_groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
+    resized = ""
+    if any(key == "trainer.max_epochs" for key, _, _ in honoured):
+        resized = resize_schedule(schedule, saved["fit"]["step"], cfg.trainer.max_epochs * steps_per_epoch)
+    notes = resume_settings.apply(honoured, optimizer, schedule, fresh_groups, cfg.sched.min_lr, resized) \
+        if honoured else []
     if scaler is not None and saved.get("scaler"):
         scaler.load_state_dict(saved["scaler"])
     tracker.load_state_dict(saved["tracker"])
@@ -224,6 +237,8 @@ def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, 
     where = (f"at epoch {state.progress['epoch']}, step {state.progress['batch']}" if state.progress
              else f"after epoch {state.epoch}")
     log.info(f"Resumed from {path} {where}.")
+    if notes:
+        log.info("Changed since the checkpoint, in effect from here: " + "; ".join(notes) + ".")
 
 
 def _state_mismatch(expected: dict, saved: dict) -> tuple[list, list]:

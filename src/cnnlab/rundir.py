@@ -113,12 +113,15 @@ def refuse_existing(run_dir: Path, resume: bool, overrides: Iterable[str]) -> No
 
 
 def resume_command(run_dir: Path, overrides: Iterable[str]) -> str:
-    """The command that continues this run: its overrides, resume=true and its folder."""
-    program = "cnnlab" if Path(sys.argv[0]).name == "cnnlab" else "python -m cnnlab"
+    """The command that continues this run: its overrides, resume=true and its folder, as it can be
+    pasted back (a sweep job's folder holds `=` and `,`, which Hydra needs quoted), named as invoked."""
+    from cnnlab.commands import override_arg, program as invoked
+
+    program = invoked()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         program = f"torchrun --nproc_per_node={os.environ.get('LOCAL_WORLD_SIZE', '?')} -m cnnlab"
     kept = [o for o in overrides if not o.startswith(("resume=", "hydra.run.dir="))]
-    return " ".join([program, *map(shlex.quote, kept), "resume=true", shlex.quote(f"hydra.run.dir={run_dir}")])
+    return " ".join([program, *map(shlex.quote, kept), "resume=true", override_arg("hydra.run.dir", str(run_dir))])
 
 
 # ---------------------------------------------------------------- the command line, before Hydra
