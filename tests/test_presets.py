@@ -11,10 +11,11 @@ from conftest import CONF, compose_config
 
 SWEEPS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")
                 if OmegaConf.select(OmegaConf.load(p), "hydra.sweeper.params"))
-# 28x28 presets run on generated 28x28 images here (keras_cnn does not fit 8x8 digits)
+# 28x28 presets run on generated 28x28 images here (keras_cnn does not fit 8x8 digits); 400 images,
+# so that a preset keeping 2 of the 10 classes (overfitting, finetune) still has 40 to train on
 TINY = {"digits": ["dataset.train_size=40"],
-        "fashion_mnist": ["dataset=synthetic", "dataset.shape=[1,28,28]", "dataset.num_samples=80",
-                          "dataset.train_size=40"]}
+        "fashion_mnist": ["dataset=synthetic", "dataset.shape=[1,28,28]", "dataset.num_samples=400",
+                          "dataset.train_size=40", "dataset.eval_batch_size=64"]}
 
 
 def sweep_jobs(name: str) -> list[list[str]]:
