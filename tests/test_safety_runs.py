@@ -183,13 +183,14 @@ def test_checkpoint_clean_up_removes_only_leftovers_of_ended_processes(tmp_path)
         alive.wait()
 
 
-def test_the_report_on_a_results_json_holding_a_list_lists_it_as_unreadable(tmp_path, capsys):
+def test_the_report_on_a_results_json_holding_a_list_names_it_without_a_traceback(tmp_path, capsys):
     from cnnlab.report.cli import main as report_main
 
     run_dir = tmp_path / "sweep" / "job"
     run_dir.mkdir(parents=True)
     (run_dir / "results.json").write_text("[1, 2, 3]\n")
-    report_main([str(tmp_path / "sweep"), "--no-figures"])
-    report = (tmp_path / "sweep" / "report.md").read_text()
-    assert "unreadable" in report and "JSON list" in report
-    assert "1 of 1 runs did not complete" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:  # the only run is unreadable: nothing to report, exit 2
+        report_main([str(tmp_path / "sweep"), "--no-figures"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "results.json holds a list" in err and "Traceback" not in err

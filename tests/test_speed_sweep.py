@@ -109,12 +109,13 @@ def test_a_sweep_through_the_auto_launcher_gives_each_job_the_basic_launchers_re
                      f"hydra.sweep.dir={tmp_path / 'basic'}"], tmp_path)
     assert basic.returncode == 0, basic.stderr[-3000:]
     for job in (tmp_path / "auto").iterdir():
-        if job.is_dir():
+        if job.is_dir() and not job.name.startswith("."):  # .cnnlab/: the sweep's own state
             assert job_problems(job) == []
             assert json.loads((job / "results.json").read_text())["num_threads"] == 1
     problems, largest = compare_sweeps(tmp_path / "basic", tmp_path / "auto", tolerance=1e-6)
     assert problems == [] and largest <= 1e-6
-    assert sorted(p.name for p in (tmp_path / "auto").iterdir() if p.is_dir()) == ["optim=adam", "optim=sgd"]
+    jobs = sorted(p.name for p in (tmp_path / "auto").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["optim=adam", "optim=sgd"]
 
 
 def test_compare_sweeps_reports_a_missing_file_and_a_different_metric(tmp_path):

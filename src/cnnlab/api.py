@@ -145,8 +145,9 @@ def _hydra_run(config_dir: str, overrides: List[str], job: Callable) -> dict:
             returned = hydra.run(config_name="config", task_function=job, overrides=list(overrides),
                                  with_log_configuration=False)
         except (HydraException, OmegaConfBaseException) as exc:
-            raise ConfigError(f"{_first_paragraph(exc)} Check the override; `cnnlab --cfg job` prints "
-                              "every setting; nothing was run.") from None
+            from cnnlab.hydra_errors import describe  # the command line's wording of Hydra's errors
+
+            raise ConfigError(describe(exc)) from None
         value = returned.return_value
         if isinstance(value, _Failed):
             raise value.error
@@ -162,16 +163,6 @@ class _Failed:
 
     def __init__(self, error: Exception):
         self.error = error
-
-
-def _first_paragraph(exc: Exception) -> str:
-    """Hydra's message and its cause's first line, without the config search path it appends."""
-    text = str(exc).split("Config search path:")[0]
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and str(cause) and str(cause).splitlines()[0] not in text:
-        text += ": " + str(cause).splitlines()[0]
-    text = " ".join(text.split())
-    return text if text.endswith(".") else text + "."
 
 
 @contextmanager

@@ -29,7 +29,6 @@ from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
 from cnnlab.train.threads import apply_threads
-from cnnlab.train.resumable import check_resumable
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
 from cnnlab.train.runtime import set_tf32, use_tf32
@@ -203,11 +202,9 @@ def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, 
         log.info(f"resume=true but {path} does not exist yet: starting from scratch.")
         return
     saved = load_checkpoint(path)
-    check_resumable(saved.get("config"), cfg, path, (saved.get("fit") or {}).get("progress"))
     missing, unexpected = _state_mismatch(model.state_dict(), saved["model"])
     # a changed setting is honoured from here on or refused, never silently replaced by the saved one
-    refused, honoured = (resume_settings.compare(saved.get("config"), dataclasses.asdict(cfg))
-                         if cfg is not None else ([], []))
+    refused, honoured = resume_settings.compare(saved.get("config"), dataclasses.asdict(cfg))
     if refused:
         raise resume_settings.refusal(path, refused, (missing + unexpected)[:8])
     if missing or unexpected:
@@ -221,7 +218,7 @@ def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, 
     resized = ""
     if any(key == "trainer.max_epochs" for key, _, _ in honoured):
         resized = resize_schedule(schedule, saved["fit"]["step"], cfg.trainer.max_epochs * steps_per_epoch)
-    notes = resume_settings.apply(honoured, optimizer, schedule, fresh_groups, cfg.sched.min_lr, resized) \
+    notes = resume_settings.apply(honoured, optimizer, schedule, fresh_groups, getattr(cfg.sched, "min_lr", 0.0), resized) \
         if honoured else []
     if scaler is not None and saved.get("scaler"):
         scaler.load_state_dict(saved["scaler"])

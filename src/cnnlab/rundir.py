@@ -19,7 +19,7 @@ import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Dict, Iterable, List, Optional
+from typing import IO, Dict, Iterable, List, Optional, Tuple
 
 from cnnlab.errors import ConfigError, write_failure
 
@@ -28,7 +28,7 @@ TRUE = ("true", "yes", "on", "1")
 # Hydra's flags after which no run happens: the pre-checks create, lock and refuse nothing for them
 NO_RUN_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion",
                 "--version")
-_held: Dict[str, IO] = {}  # resolved folder -> the open lock file of this process
+_held: Dict[str, Tuple[IO, Path]] = {}  # resolved folder -> this process's open lock file and its path
 _hydra_files: Dict[str, Dict[str, bytes]] = {}  # resolved folder -> its .hydra/ files before this attempt
 
 
@@ -46,33 +46,47 @@ def lock(run_dir: Path) -> None:
     if key in _held:
         return
     path = run_dir / LOCK_FILE
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        f = open(path, "a+")
-    except OSError as exc:
-        raise RunDirRefused(f"cannot write to the run folder {run_dir}: {write_failure(exc)}. Choose a folder you "
-                            "can write to with hydra.run.dir; nothing was run.") from None
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        pid = f.read().strip() or "unknown"
+    while True:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a+")
+        except OSError as exc:
+            raise RunDirRefused(f"cannot write to the run folder {run_dir}: {write_failure(exc)}. Choose a folder "
+                                "you can write to with hydra.run.dir; nothing was run.") from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            f.close()
+            raise RunDirRefused(
+                f"{run_dir} is in use: cnnlab process {pid} is running in it (it holds {path}). Two processes in one "
+                f"folder would mix their checkpoints. Wait for it to end (or stop it: kill {pid}), or choose another "
+                "hydra.run.dir; nothing was run.") from None
+        try:  # the holder before us removes the file as it lets go: a lock on a removed file is no lock
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         f.close()
-        raise RunDirRefused(
-            f"{run_dir} is in use: cnnlab process {pid} is running in it (it holds {path}). Two processes in one "
-            f"folder would mix their checkpoints. Wait for it to end (or stop it: kill {pid}), or choose another "
-            "hydra.run.dir; nothing was run.") from None
     f.seek(0)
     f.truncate()
     f.write(f"{os.getpid()}\n")
     f.flush()
-    _held[key] = f
+    _held[key] = (f, path)
 
 
 def unlock(run_dir: Path) -> None:
-    f = _held.pop(str(Path(run_dir).resolve()), None)
-    if f is not None:
-        f.close()  # closing drops the flock; the file stays, so no other process's lock is lost with it
+    """Let go of the folder: remove the lock file while still holding it (a process that opened it
+    meanwhile sees it removed and opens the next one), then drop the lock."""
+    held = _held.pop(str(Path(run_dir).resolve()), None)
+    if held is not None:
+        f, path = held
+        try:
+            path.unlink()
+        except OSError:
+            pass  # an unwritable folder keeps it; the next process still takes the lock
+        f.close()
 
 
 def holder(run_dir: Path) -> Optional[int]:
