@@ -165,7 +165,16 @@ def _main(args: list) -> tuple[int, str]:
     finally:
         sys.argv = old_argv
         cnnlab.cli._exit_code = 0
+        _forget_hydra()  # a process ends after main(); this one runs the next test
     return code, out.getvalue() + err.getvalue()
+
+
+def _forget_hydra() -> None:
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
 
 
 def _fill(args: list, places: dict, run: Path) -> list:

@@ -28,7 +28,7 @@ from cnnlab.train import distributed, resume_settings, sanity
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
-from cnnlab.train.threads import apply_threads
+from cnnlab.train.threads import apply_threads, start_job
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
 from cnnlab.train.runtime import set_tf32, use_tf32
@@ -39,8 +39,7 @@ log = logging.getLogger("cnnlab")
 def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     wall_start = time.perf_counter()
     cfg = sanity.configure(cfg)  # trainer.fast_dev_run: one epoch of one batch
-    if isinstance(cfg.trainer.num_threads, int):  # auto is decided once the model is built
-        torch.set_num_threads(cfg.trainer.num_threads)
+    start_job(cfg.trainer.num_threads)  # auto is decided once the model is built
     device = pick_device(cfg.device)
     ddp = distributed.setup(device)  # under torchrun: this process's rank and device; else None
     device = ddp.device if ddp is not None else device

@@ -11,6 +11,16 @@ from cnnlab.parallelism import choose_threads, machine_load, thread_limit, usabl
 
 log = logging.getLogger("cnnlab")
 
+# torch's thread count in a fresh process (its cores, or OMP_NUM_THREADS). Every job starts from it, so
+# what runs before the model exists (channel statistics, resizing) sums in the same order whether the
+# job is a process of its own or a sweep's fourth job after one that chose one thread.
+FRESH_PROCESS_THREADS = torch.get_num_threads()
+
+
+def start_job(setting) -> None:
+    """Threads for a job's set-up: a fixed trainer.num_threads at once, else a fresh process's count."""
+    torch.set_num_threads(setting if isinstance(setting, int) else FRESH_PROCESS_THREADS)
+
 
 @torch.no_grad()
 def forward_macs(model: nn.Module, shape: tuple, device: torch.device | str = "cpu") -> int:
