@@ -40,6 +40,8 @@ def test_the_interface_presets_exist():
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_preset_builds_and_takes_a_training_step(name, shape):
+    if name == "cnn5x5" and shape[1] == 128:  # no pooling: 222M parameters at 128x128, 17 s of the suite
+        pytest.skip("seed 000's 28x28 network has no pooling; its 32x32 case runs the same code")
     torch.manual_seed(0)
     cfg = preset(name)
     classes = 2 if cfg.binary_head else 10
