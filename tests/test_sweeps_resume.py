@@ -1,6 +1,7 @@
 """Resuming with other settings: more epochs under every schedule, a new lr that takes effect, and a
 clear refusal for what cannot change."""
 import math
+import shutil
 
 import pytest
 import torch
@@ -78,13 +79,21 @@ def test_resume_with_more_epochs_under_onecycle_and_cosine_then_a_new_lr(train_r
     assert history[0]["lr"] == pytest.approx(0.001) and history[1]["lr"] == pytest.approx(0.0005)
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A one-epoch run, trained once by the real command, for the refusal cases to resume."""
+    root = tmp_path_factory.mktemp("finished")
+    first = run_cli(CLI + ["trainer.max_epochs=1", f"hydra.run.dir={root / 'run'}"], root)
+    assert first.returncode == 0, first.stderr
+    return root / "run"
+
+
 @pytest.mark.parametrize("change, key", [(["model.dropout=0.5"], "model.dropout"),
                                          (["dataset.batch_size=32"], "dataset.batch_size"),
                                          (["seed=2"], "seed"), (["sched=cosine"], "sched.name")])
-def test_a_change_that_cannot_be_honoured_is_refused_in_one_paragraph(tmp_path, change, key):
+def test_a_change_that_cannot_be_honoured_is_refused_in_one_paragraph(finished_run, tmp_path, change, key):
     folder = tmp_path / "run"
-    first = run_cli(CLI + ["trainer.max_epochs=1", f"hydra.run.dir={folder}"], tmp_path)
-    assert first.returncode == 0, first.stderr
+    shutil.copytree(finished_run, folder)  # one trained run for every case: each refusal leaves it as it was
     args = CLI + ["trainer.max_epochs=2", "resume=true", f"hydra.run.dir={folder}"]
     done = run_cli(args + change + ["optim.lr=0.002"], tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
