@@ -40,17 +40,7 @@ def summarize(model: nn.Module, shape: tuple, device: torch.device | str = "cpu"
         if isinstance(out, torch.Tensor):
             shapes[module] = "(None, " + ", ".join(str(d) for d in out.shape[1:]) + ")"
 
-    hooks = [m.register_forward_hook(record) for _, m in rows]
-    was_training = model.training
-    try:
-        model.eval()
-        param = next(model.parameters(), None)
-        dtype = param.dtype if param is not None else torch.float32
-        model(torch.zeros(1, *shape, device=device, dtype=dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    probe(model, [m for _, m in rows], record, shape, device)
 
     total, trainable = count_params(model)
     lines = [f'Model: "{title or type(model).__name__}"']
@@ -65,3 +55,20 @@ def summarize(model: nn.Module, shape: tuple, device: torch.device | str = "cpu"
     lines += ["=" * len(header), f"Total params: {total:,}", f"Trainable params: {trainable:,}",
               f"Non-trainable params: {total - trainable:,}", rule]
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def probe(model: nn.Module, modules, hook, shape: tuple, device="cpu") -> None:
+    """One zero image of `shape` through `model` in eval mode with `hook` on `modules`; the model's
+    mode is restored and no batch-norm statistics or gradients change."""
+    hooks = [m.register_forward_hook(hook) for m in modules]
+    was_training = model.training
+    try:
+        model.eval()
+        param = next(model.parameters(), None)
+        dtype = param.dtype if param is not None else torch.float32
+        model(torch.zeros(1, *shape, device=device, dtype=dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)

@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn as nn
 
+from cnnlab.models.summary import probe
 from cnnlab.parallelism import choose_threads, machine_load, thread_limit, usable_cores
 
 log = logging.getLogger("cnnlab")
@@ -35,18 +36,8 @@ def forward_macs(model: nn.Module, shape: tuple, device: torch.device | str = "c
         elif isinstance(module, nn.Linear):
             total += output.numel() * module.in_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
-    was_training = model.training
-    try:
-        model.eval()
-        param = next(model.parameters(), None)
-        dtype = param.dtype if param is not None else torch.float32
-        model(torch.zeros(1, *shape, device=device, dtype=dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    layers = [m for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    probe(model, layers, count, shape, device)
     return total
 
 
