@@ -270,8 +270,8 @@ def runs_frame(path: Union[str, Path] = "outputs"):
     try:
         import pandas as pd
     except ImportError:
-        raise ImportError("cnnlab.runs_frame needs pandas: pip install pandas (cnnlab.load_runs gives the "
-                          "same runs as plain dicts).") from None
+        raise ImportError("cnnlab.runs_frame needs pandas: pip install 'cnnlab[frames]' (or pandas itself); "
+                          "cnnlab.load_runs gives the same runs as plain dicts.") from None
     rows = []
     for run in load_runs(path):
         row = {"name": run["name"], "status": run["status"],
