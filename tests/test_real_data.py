@@ -1,4 +1,4 @@
-"""Real data, real accuracy: the lecture CNN on Debian's Fashion-MNIST (installed by .ci/run)."""
+"""Real data, real accuracy: the fast preset on Debian's Fashion-MNIST (installed by .ci/run)."""
 import pytest
 
 from conftest import FASHION_DEBIAN
@@ -8,15 +8,9 @@ pytestmark = pytest.mark.skipif(not FASHION_DEBIAN.is_dir(),
 
 
 @pytest.mark.slow
-def test_lecture_cnn_reaches_88_percent_on_fashion_mnist_in_two_epochs(train_run, tmp_path):
-    results, _ = train_run(["dataset=fashion_mnist", "model=lecture_cnn", "optim=adam", "trainer.max_epochs=2",
-                            f"data_dir={tmp_path / 'nothing-here'}"])
-    assert results["epochs"] == 2
-    assert results["test_acc"] >= 0.88, results["history"]
-
-
-@pytest.mark.slow
-def test_fast_preset_reaches_91_percent_on_fashion_mnist(train_run):
-    # the speed issue's floor; docs/benchmarks.md: seeds 0-2 gave 91.90/91.65/91.77% on 2 cores
-    results, _ = train_run(["experiment=fast", "dataset=fashion_mnist"])
+def test_fast_preset_reaches_91_percent_on_fashion_mnist_from_debians_package(train_run, tmp_path):
+    # data_dir holds nothing: the loader falls back to Debian's package. The speed issue's floor;
+    # docs/benchmarks.md: seeds 0-2 gave 91.90/91.65/91.77% on 2 cores. (One real-data training run:
+    # the lecture CNN's two epochs here took 80-120 s of the suite and checked a weaker 88%.)
+    results, _ = train_run(["experiment=fast", "dataset=fashion_mnist", f"data_dir={tmp_path / 'nothing-here'}"])
     assert results["epochs"] == 2 and results["test_acc"] >= 0.91, results["history"]
