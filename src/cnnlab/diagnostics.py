@@ -78,11 +78,29 @@ def save_diagnostics(model: torch.nn.Module, loader: DeviceLoader, classes: Sequ
                                              int((predicted != truth).sum())),
     }
     for name, fig in figures.items():
-        fig.savefig(Path(run_dir) / f"{name}.png", dpi=100)
-        if writer is not None:
-            writer.add_figure(f"diagnostics/{name}", fig, close=False)
+        pixels = _render(fig)  # drawn once, for both the file and TensorBoard
         plt.close(fig)
+        _save_png(pixels, Path(run_dir) / f"{name}.png")
+        if writer is not None:
+            writer.add_image(f"diagnostics/{name}", pixels, dataformats="HWC")
     return confusion
+
+
+def _render(fig):
+    """The figure's RGB pixels [H, W, 3] as uint8 at its own dpi (100, what savefig wrote before).
+    Drawing once instead of twice (savefig, then TensorBoard's add_figure) halves the figures' cost,
+    which in a sweep of small models was longer than the training itself."""
+    import numpy as np
+
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _save_png(pixels, path: Path) -> None:
+    from PIL import Image
+
+    # compress_level 1: a third of the default's encoding time for a few percent more bytes
+    Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
 
 
 @torch.no_grad()
@@ -164,7 +182,7 @@ def _draw_misclassified(plt, images: torch.Tensor, truth: torch.Tensor, predicte
                 fontsize=6, color="black")
     ax.set_title(f"misclassified test images: {len(images)} of {total_wrong}, most confident first "
                  "(true → predicted)", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.96)  # axes off: tight_layout's text measuring buys nothing
     return fig
 
 
