@@ -73,6 +73,9 @@ CASES = [
     (["resume=true", "model=mlp", "hydra.run.dir={done}"], 2, "mismatched keys"),
     (["resume=true", "trainer.max_epoch=3", "hydra.run.dir={done}"], 2, "Did you mean trainer.max_epochs?"),
     (["resume=true", "model.dropout=1.5", "hydra.run.dir={done}"], 2, "model.dropout"),
+    # a sweep refuses a bad value up front, wherever it sits (sweep_validation: one compose per value)
+    (["-m", "optim=sgd,adam", "seed=0,1,x", "hydra.sweep.dir={run}"], 2, "bad value in 'seed=x'"),
+    (["-m", "optim=sgd,adam,sgdd", "seed=0,1", "hydra.sweep.dir={run}"], 2, "no optim preset 'sgdd'"),
     # Hydra's flags
     (["--shell-completion"], 2, "install=bash"),
     (["--shell-completion", "install=bash"], 0, "hydra_bash_completion"),
@@ -218,6 +221,34 @@ def test_the_real_process_exits_with_the_code_and_prints_no_traceback(tmp_path, 
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.startswith("cnnlab: error: ") and phrase in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_value_refused_only_when_its_job_composes_keeps_the_jobs_before_it(tmp_path, monkeypatch):
+    # what only a combination of values breaks is found when that job composes: here every job after
+    # the first is left to its launch, as such a combination would be
+    from cnnlab import sweep_validation
+
+    monkeypatch.setattr(sweep_validation, "covering_jobs", lambda batch: list(batch)[:1])
+    sweep = tmp_path / "sweep"
+    with _cwd(tmp_path):
+        code, out = _main(["-m", *TINY, "hydra/launcher=basic", "seed=0,x", f"hydra.sweep.dir={sweep}"])
+    assert code == 2, out
+    message = out.split("cnnlab: error: ", 1)[-1]
+    assert "bad value in 'seed=x'" in message and "the jobs before it are kept" in message
+    assert "nothing was run" not in message.lower() and "Traceback" not in out
+    done = [json.loads(p.read_text()) for p in sweep.glob("*/results.json")]
+    assert [r["status"] for r in done] == ["completed"] and done[0]["seed"] == 0
+
+
+def test_the_up_front_check_composes_each_override_once_not_each_job():
+    from cnnlab.sweep_validation import covering_jobs
+
+    batch = [(f"optim={o}", f"seed={s}") for o in ("sgd", "momentum", "adagrad", "rmsprop", "adam") for s in range(8)]
+    chosen = covering_jobs(batch)
+    assert {o for job in chosen for o in job} == {o for job in batch for o in job}  # every value checked
+    assert len(chosen) == 12 and chosen[0] == batch[0]
+    assert covering_jobs([("seed=0",), ("seed=0",)]) == [("seed=0",)]
+    assert covering_jobs([()]) == [()]  # a sweep of one job without overrides is still composed
 
 
 def _contents(run_dir: Path) -> dict:

@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import hydra_errors, registry, rundir, sweep
+from cnnlab import hydra_errors, registry, rundir, sweep, sweep_validation
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -40,6 +40,7 @@ def _config_dir() -> str:
 ConfigStore.instance().store(name="cnnlab_schema", node=RootConfig)
 registry.store_schemas()  # schema/model/<family>, ...: each preset in conf/ names its own in its defaults
 OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
+sweep_validation.install()  # a sweep's up-front check composes each distinct override once, not every job
 _help_asked = False  # set by main() for --help/-h
 
 
@@ -165,6 +166,7 @@ def main() -> None:
     global _help_asked
     argv = sys.argv[1:]
     _help_asked = "--help" in argv or "-h" in argv
+    sweep.forget()
     if "--version" in argv:
         import cnnlab
         print(f"cnnlab {cnnlab.__version__} (Hydra {hydra.__version__})")
@@ -191,8 +193,8 @@ def main() -> None:
         with hydra_errors.input_errors():
             _hydra_main()
     except hydra_errors.HydraInputError as exc:
-        _say(str(exc))
-        _leave(2)
+        _say(sweep.input_error_message(str(exc)))
+        _leave(max(2, sweep.finish(2)) if sweep.jobs_ran() else 2)  # a summary only of jobs that ran
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         code = 130

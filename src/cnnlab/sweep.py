@@ -23,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import socket
@@ -398,6 +399,25 @@ def finish(exit_code: int) -> int:
         print(format_summary(summary), file=stream, flush=True)
     code = _active["summary"]["exit_code"]
     return code if code else exit_code
+
+
+def forget() -> None:
+    """A new command in this process (cnnlab.cli.main called again): no sweep of an earlier one."""
+    _active.clear()
+
+
+def jobs_ran() -> bool:
+    """Whether this process's sweep has launched any job yet."""
+    return bool(_active.get("dir")) and bool(job_dirs(_active["dir"]))
+
+
+def input_error_message(message: str) -> str:
+    """Hydra's refusal of a job's overrides. Usually before any job (sweep_validation); a value that
+    only a combination breaks is refused when its job composes, after the jobs before it ran."""
+    if not jobs_ran():
+        return message
+    kept = "the sweep stopped at this job; the jobs before it are kept (resume=true with a fixed command continues)"
+    return re.sub(r"[Nn]othing was run", kept, message)
 
 
 def job_dirs(sweep_dir: Path) -> list:
