@@ -28,6 +28,7 @@ TINY = FAST + ["trainer.max_epochs=1", "trainer.num_threads=1"]
 # (command line after TINY, expected exit code, phrase in the output)
 CASES = [
     # values out of range or of the wrong type
+    (["trainer.checkpoint_every_s=-1"], 2, "trainer.checkpoint_every_s must be a number of seconds >= 0"),
     (["optim.lr=-1"], 2, "optim.lr"),
     (["optim.lr=fast"], 2, "optim.lr"),
     (["optim.lr=inf"], 2, "optim.lr=inf is not allowed: optim.lr must be a finite number"),

@@ -240,3 +240,48 @@ def test_an_unwritable_output_folder_is_reported_before_any_work(tmp_path):
     done = run_cli(FAST + [f"hydra.run.dir={blocker}/run"], tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("cnnlab: error: cannot write to hydra.run.dir=") and "Not a directory" in done.stderr
+
+
+def _record_writes(monkeypatch) -> list:
+    from cnnlab.train import epoch_checkpoints
+
+    written = []
+    real = epoch_checkpoints.save_checkpoint
+
+    def save(state, path):
+        written.append((path.name, state["fit"]["epoch"]))
+        real(state, path)
+    monkeypatch.setattr(epoch_checkpoints, "save_checkpoint", save)
+    return written
+
+
+def test_short_epochs_write_their_checkpoints_once_at_the_end_holding_the_best_and_last_epochs(
+        train_run, tmp_path, monkeypatch):
+    written = _record_writes(monkeypatch)
+    # adam at 0.05 on digits: the validation loss is best before the last of 8 epochs (a kept best.pt)
+    results, run_dir = train_run(["trainer.max_epochs=8", "optim.lr=0.05"])
+    assert results["best_epoch"] < 8, results["history"]
+    assert written == [("best.pt", results["best_epoch"]), ("last.pt", 8)]
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert best["fit"]["epoch"] == results["best_epoch"] == best["tracker"]["best_epoch"]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["tracker"]["best_epoch"] == results["best_epoch"]
+
+
+def test_checkpoint_every_s_0_writes_both_at_every_epoch_as_before(train_run, tmp_path, monkeypatch):
+    written = _record_writes(monkeypatch)
+    results, _ = train_run(["trainer.max_epochs=4", "trainer.checkpoint_every_s=0"])
+    assert [e for name, e in written if name == "last.pt"] == [1, 2, 3, 4]
+    improved = [row["epoch"] for k, row in enumerate(results["history"])
+                if row["val/loss"] < min([r["val/loss"] for r in results["history"][:k]] or [float("inf")])]
+    assert [e for name, e in written if name == "best.pt"] == improved
+
+
+def test_a_kept_epoch_end_is_written_when_its_interval_has_passed(train_run, tmp_path, monkeypatch):
+    from cnnlab.train import epoch_checkpoints
+
+    clock = iter(range(0, 1000, 6))  # each reading of the clock is 6 s after the one before
+    monkeypatch.setattr(epoch_checkpoints.time, "monotonic", lambda: next(clock))
+    written = _record_writes(monkeypatch)
+    train_run(["trainer.max_epochs=5"])
+    # written at 0 s, due at epoch 2 (12 s since), at epoch 4 (12 s since the write), and at the last
+    assert [e for name, e in written if name == "last.pt"] == [2, 4, 5]

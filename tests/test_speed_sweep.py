@@ -140,6 +140,6 @@ def test_bench_sweep_runs_the_old_way_on_the_basic_launcher_and_the_new_way_as_t
 
     old = sweep_command("optimizers", "old", tmp_path, ["trainer.max_epochs=2"], "null")
     new = sweep_command("optimizers", "new", tmp_path, ["trainer.max_epochs=2"], "null")
-    assert old[-2:] == ["hydra/launcher=basic", "trainer.num_threads=null"]
+    assert old[-3:] == ["hydra/launcher=basic", "trainer.num_threads=null", "trainer.checkpoint_every_s=0"]
     assert new[new.index("-m", 2):] == ["-m", "experiment=optimizers", f"hydra.sweep.dir={tmp_path}",
                                         "trainer.max_epochs=2"]

@@ -6,6 +6,7 @@ file answers "what can I set?".
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,7 @@ class TrainerConfig:
     sync_every: int = 50  # steps between reads of the running loss for the progress bar
     num_threads: Any = "auto"  # CPU threads: auto (1 for small models or a busy machine) | N | null (PyTorch's)
     checkpoint_every_steps: int = 0  # also write last.pt every N steps mid-epoch (0 = epoch ends only)
+    checkpoint_every_s: float = 10.0  # at an epoch's end, write best.pt/last.pt if this long since the last (0 = every epoch)
     fast_dev_run: bool = False  # one batch of train, val and test, end to end; writes no files
     overfit_batches: int = 0  # train on the same N batches every epoch (0 = off): a sane setup reaches ~100%
 
@@ -247,6 +249,8 @@ def _check_ranges(s: RootConfig) -> None:
     _require(t.sync_every >= 1, "trainer.sync_every", "a positive integer", t.sync_every)
     _require(t.num_threads in (None, "auto") or type(t.num_threads) is int and t.num_threads >= 1,
              "trainer.num_threads", "auto, a positive integer or null", t.num_threads)
+    _require(t.checkpoint_every_s >= 0 and math.isfinite(t.checkpoint_every_s), "trainer.checkpoint_every_s",
+             "a number of seconds >= 0 (0 = every epoch)", t.checkpoint_every_s)
     _require(t.checkpoint_every_steps >= 0, "trainer.checkpoint_every_steps", "an integer >= 0 (0 = off)",
              t.checkpoint_every_steps)
     _require(t.overfit_batches >= 0, "trainer.overfit_batches", "an integer >= 0 (0 = off)", t.overfit_batches)

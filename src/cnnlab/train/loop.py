@@ -23,6 +23,7 @@ from cnnlab.errors import TrainingError
 from cnnlab.optim import Schedule, current_lr
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.early_stopping import BestTracker
+from cnnlab.train.epoch_checkpoints import EpochCheckpoints
 from cnnlab.train.evaluate import evaluate
 from cnnlab.train.faults import Guard
 from cnnlab.train.histograms import Histograms
@@ -68,17 +69,35 @@ class FitContext:
 
 
 def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
-    cfg, data = ctx.cfg, ctx.data
-    top5 = data.num_classes > 5
-    best_weights = None
+    cfg = ctx.cfg
+    checkpoints = EpochCheckpoints(ctx.run_dir, cfg.trainer.checkpoint_every_s,
+                                   writes=ctx.rank == 0 and ctx.save_checkpoints)
     if ctx.guard is not None:
         def save_partial(progress: dict) -> None:
+            checkpoints.before_partial_last()  # best.pt first: never newer than last.pt's tracker says
             state.progress = progress
             try:
                 _save(ctx, ctx.make_checkpoint(state, tracker), "last.pt")
+                checkpoints.wrote_last()
             finally:
                 state.progress = None
         ctx.guard.save_partial = save_partial
+    try:
+        best_weights = _epochs(ctx, state, tracker, checkpoints)
+    except BaseException:
+        checkpoints.flush()  # a failed run keeps the last epoch end before the failure, and its best
+        raise
+    if cfg.trainer.early_stopping.patience is not None:
+        _restore_best(ctx, state, tracker, best_weights)
+    return state
+
+
+def _epochs(ctx: FitContext, state: FitState, tracker: BestTracker,
+            checkpoints: EpochCheckpoints) -> Optional[dict]:
+    """The epochs left; returns the best epoch's weights when early stopping keeps them in memory."""
+    cfg, data = ctx.cfg, ctx.data
+    top5 = data.num_classes > 5
+    best_weights = None
     # trainer.histograms: per-layer activations and gradient norms once per epoch (train/histograms.py)
     histograms = Histograms(ctx, state.epoch) if cfg.trainer.histograms else None
     for epoch in range(state.epoch + 1, cfg.trainer.max_epochs + 1):
@@ -104,10 +123,9 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
         improved = tracker.update(epoch, row)
         if improved and cfg.trainer.early_stopping.patience is not None:
             best_weights = copy.deepcopy(ctx.raw_model.state_dict())
-        checkpoint = ctx.make_checkpoint(state, tracker)
-        if improved:
-            _save(ctx, checkpoint, "best.pt")
-        _save(ctx, checkpoint, "last.pt")
+        kill_here = ctx.guard is not None and ctx.guard.kill_epoch == epoch  # the resume tests' crash point
+        last = tracker.should_stop or epoch == cfg.trainer.max_epochs
+        checkpoints.epoch_end(lambda: ctx.make_checkpoint(state, tracker), improved, force=last or kill_here)
         if ctx.guard is not None:
             ctx.guard.after_epoch_checkpoint(epoch)
         if tracker.should_stop:
@@ -115,9 +133,7 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
             log.info(f"Early stopping: {tracker.monitor} has not improved for {tracker.bad_epochs} epochs; "
                      f"restoring the weights of epoch {tracker.best_epoch}.")
             break
-    if cfg.trainer.early_stopping.patience is not None:
-        _restore_best(ctx, state, tracker, best_weights)
-    return state
+    return best_weights
 
 
 def _restore_best(ctx: FitContext, state: FitState, tracker: BestTracker, best_weights: Optional[dict]) -> None:
