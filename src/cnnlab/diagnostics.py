@@ -57,6 +57,12 @@ def diagnose(model: torch.nn.Module, loader: DeviceLoader, classes: Sequence[str
              device: torch.device) -> Diagnosis:
     """One pass over the test set."""
     predicted, confidence = predict_loader(model, loader, device)
+    return diagnosis_of(loader, classes, predicted, confidence)
+
+
+def diagnosis_of(loader: DeviceLoader, classes: Sequence[str], predicted: torch.Tensor,
+                 confidence: torch.Tensor) -> Diagnosis:
+    """From predictions already made, in the loader's order (evaluate(..., predictions=True))."""
     truth = loader.y.to(predicted.device)
     return Diagnosis(classes, truth, predicted, confidence, confusion_matrix(truth, predicted, len(classes)))
 

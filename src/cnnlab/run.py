@@ -14,7 +14,7 @@ import cnnlab
 from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
 from cnnlab.data.preview import save_train_batch
-from cnnlab.diagnostics import diagnose, save_diagnostics
+from cnnlab.diagnostics import diagnosis_of, save_diagnostics
 from cnnlab.errors import ConfigError
 from cnnlab.finetune import apply_finetune
 from cnnlab.models import build_model
@@ -122,13 +122,15 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
             guard.uninstall()
 
         top5 = data.num_classes > 5
-        test = evaluate(model, data.test, objective, device, amp_dtype, top5)
+        test = evaluate(model, data.test, objective, device, amp_dtype, top5, predictions=True)
+        predicted, confidence = test.pop("predicted"), test.pop("confidence")
         results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start, tracker, data)
         if not lead or not sanity.writes(cfg):
             if lead:
                 log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
             return results
-        diagnosis = diagnose(model, data.test, data.classes, device)  # one pass: per-class results, figures
+        # the test pass's own predictions: per-class results and figures agree with test_acc exactly
+        diagnosis = diagnosis_of(data.test, data.classes, predicted, confidence)
         results.update(diagnosis.summary())  # per_class_acc, most_confused
         write_results(run_dir, results)
         if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
