@@ -24,7 +24,7 @@ from cnnlab.results import best_summary, write_results
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.evaluate import evaluate
-from cnnlab.train import distributed, resume_settings, sanity
+from cnnlab.train import distributed, frozen_features, resume_settings, sanity
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
@@ -108,7 +108,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
                       checkpoint_every=cfg.trainer.checkpoint_every_steps,
                       reduce_flags=ddp.reduce_flags if ddp is not None else None)
         guard.resume_hint = resume_command(run_dir, overrides)
-        ctx = FitContext(cfg=cfg, model=train_model, raw_model=model, data=data, optimizer=optimizer,
+        fit_model, fit_data = _frozen_prefix_stored(cfg, model, data, device, amp_dtype, ddp, state) or (train_model, data)
+        ctx = FitContext(cfg=cfg, model=fit_model, raw_model=model, data=fit_data, optimizer=optimizer,
                          schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
                          scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
                          guard=guard, rank=ddp.rank if ddp is not None else 0, save_checkpoints=sanity.writes(cfg),
@@ -142,6 +143,23 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         writer.close()
         # the next job of a sweep (same process) measures its start-up from here, not from the import
         cnnlab.STARTED = time.perf_counter()
+
+
+def _frozen_prefix_stored(cfg: RootConfig, model, data, device, amp_dtype, ddp, state: FitState):
+    """(the model after the frozen prefix, the loaders of its stored outputs), or None
+    (train/frozen_features.py). Computing them counts as training time, not start-up."""
+    start = frozen_features.plan(model, cfg, data, distributed=ddp is not None)
+    if not start:
+        return None
+    began = time.perf_counter()
+    stored = frozen_features.store(model, start, data, device, amp_dtype, data.val.batch_size)
+    seconds = time.perf_counter() - began
+    state.train_seconds += seconds
+    cnnlab.STARTED += seconds  # startup_seconds (to the first step) leaves it out
+    if stored is None:
+        return None
+    rest = frozen_features.AfterPrefix(model, start)
+    return (torch.compile(rest) if cfg.trainer.compile else rest), stored
 
 
 def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable: int,

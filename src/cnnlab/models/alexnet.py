@@ -12,6 +12,8 @@ from cnnlab.models.schema import AlexNetConfig
 
 
 class AlexNet(nn.Module):
+    FEATURES_THEN_CLASSIFIER = True  # forward is classifier(avgpool(features(x)).flatten(1)): train/frozen_features.py
+
     def __init__(self, cfg: AlexNetConfig, shape: tuple, num_classes: int):
         super().__init__()
         small = small_input(shape, cfg.stem)

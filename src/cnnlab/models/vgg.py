@@ -24,6 +24,8 @@ CONFIGS = {
 
 
 class VGG(nn.Module):
+    FEATURES_THEN_CLASSIFIER = True  # forward is classifier(avgpool(features(x)).flatten(1)): train/frozen_features.py
+
     def __init__(self, cfg: VGGConfig, shape: tuple, num_classes: int):
         super().__init__()
         if cfg.depth not in CONFIGS:
