@@ -63,22 +63,28 @@ def parse_args() -> argparse.Namespace:
 
 
 def make_config(a: argparse.Namespace) -> RootConfig:
-    from omegaconf import OmegaConf
+    """The run's config as `cnnlab` composes it (the presets name their family's schema in Hydra's
+    defaults list, so the YAML files cannot simply be merged onto the dataclasses)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    cfg = OmegaConf.structured(RootConfig)
-    for group, name in (("dataset", a.dataset), ("model", a.model), ("optim", a.optim)):
-        cfg[group] = OmegaConf.merge(cfg[group], OmegaConf.load(conf / group / f"{name}.yaml"))
-    cfg.dataset.batch_size, cfg.dataset.val_split, cfg.dataset.train_size = a.batch, 0.0, a.n
-    cfg.dataset.val_from_test = True  # all of train for training; these loops never validate or choose
-    cfg.dataset.shape = list(a.shape)
-    cfg.dataset.num_samples = a.n or 10000
-    cfg.optim.lr = a.lr
-    cfg.trainer.progress, cfg.trainer.precision, cfg.trainer.max_epochs = False, a.precision, 1
-    cfg.device = a.device
+    import cnnlab.cli  # noqa: F401 - registers the schemas the presets name
+    from cnnlab.config import validate
+
+    overrides = [f"dataset={a.dataset}", f"model={a.model}", f"optim={a.optim}", f"optim.lr={a.lr}",
+                 f"dataset.batch_size={a.batch}", "dataset.val_split=0", f"device={a.device}",
+                 # all of train for training; these loops never validate or choose
+                 "dataset.val_from_test=true", "trainer.progress=false", f"trainer.precision={a.precision}",
+                 "trainer.max_epochs=1"]
+    if a.dataset == "synthetic":  # the keys only the synthetic source reads
+        overrides += [f"dataset.shape=[{','.join(map(str, a.shape))}]", f"dataset.num_samples={a.n or 10000}"]
+    elif a.n:
+        overrides.append(f"dataset.train_size={a.n}")
     if a.data_dir:
-        cfg.data_dir = a.data_dir
-    return OmegaConf.to_object(cfg)
+        overrides.append(f"data_dir={a.data_dir}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base=None):
+        return validate(compose(config_name="config", overrides=overrides))
 
 
 class _NullWriter:

@@ -18,10 +18,12 @@ WORKER_MEMORY_BYTES = 1 << 30
 # Workers sharing one GPU: each holds a CUDA context (~0.5 GB of device memory) besides its model;
 # a guess that keeps a laptop GPU's memory safe, not yet measured against more.
 WORKERS_PER_GPU = 4
-# Below this many multiply-accumulates per training batch (forward) one thread: the course's MLPs
-# and digits models (3-40M) are below, the convolutional presets (130M+) above. A first guess
-# between the two; docs/benchmarks.md, "Threads", says which measurement would move it.
-SMALL_STEP_MACS = 50e6
+# Below this many multiply-accumulates per training batch (forward) one thread even on an idle
+# machine. Measured on an idle 2-core Xeon (docs/benchmarks.md, "Threads"): at 6.1M (mlp5x100) a
+# second thread gained 1.06x, within noise, while a busy core made it 2.2x slower; at 43M (lecture_cnn
+# on digits, batch 128) it gained 1.50x, at 246M (fast_cnn) 1.55x. So the course's MLPs (3-6M) stay
+# on one thread, and the default lecture CNN (22M at batch 64) uses the idle cores.
+SMALL_STEP_MACS = 10e6
 # Idle cores are rounded to the nearest whole core: 1.6 idle of 2 is 2 threads, 1.4 is 1.
 BUSY_MARGIN = 0.5
 
