@@ -285,3 +285,9 @@ def test_a_kept_epoch_end_is_written_when_its_interval_has_passed(train_run, tmp
     train_run(["trainer.max_epochs=5"])
     # written at 0 s, due at epoch 2 (12 s since), at epoch 4 (12 s since the write), and at the last
     assert [e for name, e in written if name == "last.pt"] == [2, 4, 5]
+
+
+def test_a_step_checkpoint_due_at_an_epochs_last_step_is_the_epoch_ends(train_run, tmp_path, monkeypatch):
+    written = _record_writes(monkeypatch)  # digits: 21 steps per epoch
+    train_run(["trainer.max_epochs=3", "trainer.checkpoint_every_steps=21"])
+    assert [e for name, e in written if name == "last.pt"] == [1, 2, 3]

@@ -128,6 +128,7 @@ class Guard:
             raise Interrupted(f"interrupted by {signal.Signals(signum).name} {position}; checkpoints/last.pt "
                               f"holds the run up to there. Continue it with: {self.resume_hint}",
                               EXIT_CODES.get(signal.Signals(signum), 128 + signum))
+        # at an epoch's last step the epoch end writes this checkpoint (with the epoch's metrics)
         if self.checkpoint_every and step % self.checkpoint_every == 0 and batch + 1 < num_batches:
             self._save(progress)
         if self.kill_step == step:

@@ -125,7 +125,10 @@ def _epochs(ctx: FitContext, state: FitState, tracker: BestTracker,
             best_weights = copy.deepcopy(ctx.raw_model.state_dict())
         kill_here = ctx.guard is not None and ctx.guard.kill_epoch == epoch  # the resume tests' crash point
         last = tracker.should_stop or epoch == cfg.trainer.max_epochs
-        checkpoints.epoch_end(lambda: ctx.make_checkpoint(state, tracker), improved, force=last or kill_here)
+        every = cfg.trainer.checkpoint_every_steps  # a step checkpoint due at an epoch's last step is this one
+        step_due = bool(every) and state.step % every == 0
+        checkpoints.epoch_end(lambda: ctx.make_checkpoint(state, tracker), improved,
+                              force=last or kill_here or step_due)
         if ctx.guard is not None:
             ctx.guard.after_epoch_checkpoint(epoch)
         if tracker.should_stop:
