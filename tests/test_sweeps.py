@@ -102,6 +102,18 @@ def test_optuna_records_diverging_trials_as_failed_and_searches_on(tmp_path):
     assert "Failed experiment: the training loss became nan" in out  # Optuna recorded a FAIL trial
 
 
+def test_a_search_whose_every_trial_fails_exits_1_and_says_so(tmp_path):
+    pytest.importorskip("optuna")
+    folder = tmp_path / "search"
+    proc = run_cli(["-m", *OPTUNA, "hydra.sweeper.n_trials=2", "optim.lr=tag(log, interval(5, 10))",
+                    f"hydra.sweep.dir={folder}"], tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "cnnlab: error: no trial of the search completed" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout and "No trials are completed yet" not in proc.stderr
+    summary = _summary(folder)
+    assert (summary["jobs"], summary["failed"], summary["exit_code"]) == (2, 2, 1)
+
+
 def test_an_optuna_study_continues_from_its_sqlite_file(tmp_path):
     optuna = pytest.importorskip("optuna")
     db = tmp_path / "optuna.db"

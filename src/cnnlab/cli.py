@@ -193,8 +193,9 @@ def main() -> None:
         with hydra_errors.input_errors():
             _hydra_main()
     except hydra_errors.HydraInputError as exc:
-        _say(sweep.input_error_message(str(exc)))
-        _leave(max(2, sweep.finish(2)) if sweep.jobs_ran() else 2)  # a summary only of jobs that ran
+        message, code = sweep.input_error(str(exc))
+        _say(message)
+        _leave(max(code, sweep.finish(code)) if sweep.jobs_ran() else code)  # a summary only of jobs that ran
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         code = 130

@@ -411,6 +411,18 @@ def jobs_ran() -> bool:
     return bool(_active.get("dir")) and bool(job_dirs(_active["dir"]))
 
 
+_NO_TRIAL = "No trials are completed yet"  # Optuna's study.best_trial when every trial failed
+
+
+def input_error(message: str) -> tuple:
+    """(the paragraph to print, the exit code) for what Hydra's error handling raised: a bad input
+    (2), or after a search whose every trial failed, that failure (1), with the trials listed below."""
+    if _NO_TRIAL in message and jobs_ran():
+        return ("no trial of the search completed, so it has no best trial: every trial failed (each "
+                "one's error is in the summary below).", 1)
+    return input_error_message(message), 2
+
+
 def input_error_message(message: str) -> str:
     """Hydra's refusal of a job's overrides. Usually before any job (sweep_validation); a value that
     only a combination breaks is refused when its job composes, after the jobs before it ran."""
