@@ -4,7 +4,6 @@ import logging
 
 import pytest
 
-from cnnlab.config import FinetuneConfig
 from cnnlab.finetune import freeze
 from cnnlab.models import build_model
 from cnnlab.train.frozen_features import frozen_prefix_length
