@@ -3,7 +3,10 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnlab.data.loader import DeviceLoader
-from cnnlab.diagnostics import class_probabilities, confusion_matrix, save_diagnostics
+from cnnlab.config import LossConfig
+from cnnlab.diagnostics import class_probabilities, confusion_matrix, diagnosis_of, save_diagnostics
+from cnnlab.train.evaluate import evaluate
+from cnnlab.train.objective import Objective
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -23,7 +26,9 @@ def test_confusion_matrix_counts_every_test_image_once(tmp_path):
     y = torch.arange(50) % 3
     loader = DeviceLoader(x, y, 16, mean=[0.5], std=[0.25])
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64, 3))
-    confusion = save_diagnostics(model, loader, ["a", "b", "c"], tmp_path, None, torch.device("cpu"))
+    test = evaluate(model, loader, Objective(LossConfig(), model), torch.device("cpu"), None, False, predictions=True)
+    diagnosis = diagnosis_of(loader, ["a", "b", "c"], test["predicted"], test["confidence"])
+    confusion = save_diagnostics(diagnosis, loader, ["a", "b", "c"], tmp_path, None)
     assert confusion.shape == (3, 3) and int(confusion.sum()) == 50
     assert confusion.sum(dim=1).tolist() == [17, 17, 16]  # rows are the true classes
     with torch.no_grad():

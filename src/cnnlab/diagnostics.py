@@ -2,22 +2,23 @@
 
 Writes `confusion_matrix.png` (rows: true class, columns: predicted) and `misclassified.png` (the
 test images it got wrong, most confident mistakes first, labelled true -> predicted) into the run
-folder, and the same two figures as images in TensorBoard (`diagnostics/...`). One pass over the
-test set (`diagnose`) gives the figures and results.json's `per_class_acc` and `most_confused`;
-matplotlib is imported only when drawing. `trainer.diagnostics=false` turns the figures off.
+folder, and the same two figures as images in TensorBoard (`diagnostics/...`). The test pass that
+gives test_acc (`evaluate(..., predictions=True)`) also gives each image's prediction; `diagnosis_of`
+turns them into the figures' input and results.json's `per_class_acc` and `most_confused`, so all of
+them agree with test_acc. matplotlib is imported only when drawing. `trainer.diagnostics=false`
+turns the figures off.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from cnnlab.data.loader import DeviceLoader
-from cnnlab.train.objective import main_logits
 
 log = logging.getLogger("cnnlab")
 
@@ -53,13 +54,6 @@ class Diagnosis:
         return {"per_class_acc": per_class, "most_confused": pairs}
 
 
-def diagnose(model: torch.nn.Module, loader: DeviceLoader, classes: Sequence[str],
-             device: torch.device) -> Diagnosis:
-    """One pass over the test set."""
-    predicted, confidence = predict_loader(model, loader, device)
-    return diagnosis_of(loader, classes, predicted, confidence)
-
-
 def diagnosis_of(loader: DeviceLoader, classes: Sequence[str], predicted: torch.Tensor,
                  confidence: torch.Tensor) -> Diagnosis:
     """From predictions already made, in the loader's order (evaluate(..., predictions=True))."""
@@ -67,10 +61,9 @@ def diagnosis_of(loader: DeviceLoader, classes: Sequence[str], predicted: torch.
     return Diagnosis(classes, truth, predicted, confidence, confusion_matrix(truth, predicted, len(classes)))
 
 
-def save_diagnostics(model: torch.nn.Module, loader: DeviceLoader, classes: Sequence[str], run_dir: Path,
-                     writer, device: torch.device, diagnosis: Optional[Diagnosis] = None) -> torch.Tensor:
-    """Draw both figures (from `diagnosis` when the pass was made already); return the confusion matrix."""
-    diagnosis = diagnosis or diagnose(model, loader, classes, device)
+def save_diagnostics(diagnosis: Diagnosis, loader: DeviceLoader, classes: Sequence[str], run_dir: Path,
+                     writer) -> torch.Tensor:
+    """Draw both figures of `diagnosis` (the test images come from `loader`); return the confusion matrix."""
     predicted, confidence, truth = diagnosis.predicted, diagnosis.confidence, diagnosis.truth
     confusion = diagnosis.confusion
     wrong = (predicted != truth).nonzero().flatten()
@@ -107,21 +100,6 @@ def _save_png(pixels, path: Path) -> None:
 
     # compress_level 1: a third of the default's encoding time for a few percent more bytes
     Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
-
-
-@torch.no_grad()
-def predict_loader(model: torch.nn.Module, loader: DeviceLoader, device: torch.device):
-    """Predicted class and its probability for every image, in the loader's order."""
-    was_training = model.training
-    model.eval()
-    predicted, confidence = [], []
-    for x, _ in loader:
-        probs = class_probabilities(main_logits(model(x.to(device))).float())
-        best = probs.max(dim=1)
-        predicted.append(best.indices)
-        confidence.append(best.values)
-    model.train(was_training)
-    return torch.cat(predicted), torch.cat(confidence)
 
 
 def class_probabilities(logits: torch.Tensor) -> torch.Tensor:

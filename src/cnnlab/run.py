@@ -135,7 +135,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         results.update(diagnosis.summary())  # per_class_acc, most_confused
         write_results(run_dir, results)
         if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
-            save_diagnostics(model, data.test, data.classes, run_dir, writer, device, diagnosis)
+            save_diagnostics(diagnosis, data.test, data.classes, run_dir, writer)
         log_hparams(writer, cfg, overrides, results)
         log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
         return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from cnnlab.data.loader import DeviceLoader
+from cnnlab.diagnostics import class_probabilities
 from cnnlab.train.metrics import Tally
 from cnnlab.train.objective import Objective, main_logits
 from cnnlab.train.runtime import autocast
@@ -15,8 +16,6 @@ def evaluate(model: torch.nn.Module, loader: DeviceLoader, objective: Objective,
     """The metrics; with `predictions`, also each image's predicted class and its probability
     (`predicted`, `confidence`) from the same logits, so the test figures and the diagnostics
     (per-class accuracy, confusion matrix) come from one pass and always agree."""
-    from cnnlab.diagnostics import class_probabilities
-
     was_training = model.training
     model.eval()
     tally = Tally(device, top5)
