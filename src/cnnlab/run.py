@@ -148,7 +148,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
 def _frozen_prefix_stored(cfg: RootConfig, model, data, device, amp_dtype, ddp, state: FitState):
     """(the model after the frozen prefix, the loaders of its stored outputs), or None
     (train/frozen_features.py). Computing them counts as training time, not start-up."""
-    start = frozen_features.plan(model, cfg, data, distributed=ddp is not None)
+    start = frozen_features.plan(model, cfg, distributed=ddp is not None)
     if not start:
         return None
     began = time.perf_counter()

@@ -73,7 +73,7 @@ class StoredLoader(DeviceLoader):
         return xb
 
 
-def plan(model: nn.Module, cfg, data: DataBundle, distributed: bool) -> int:
+def plan(model: nn.Module, cfg, distributed: bool) -> int:
     """The prefix length to store (0: train as usual)."""
     if not cfg.trainer.cache_frozen or distributed or cfg.trainer.histograms:
         return 0
