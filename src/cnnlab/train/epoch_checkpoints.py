@@ -62,14 +62,11 @@ class EpochCheckpoints:
             self.pending_last = None
             self.written_at = time.monotonic()
 
-    def before_partial_last(self) -> None:
-        """The guard is about to write a newer, mid-epoch last.pt: best.pt goes first, the kept
-        epoch end is superseded."""
-        self.pending_last = None
+    def mid_epoch(self, checkpoint: dict) -> None:
+        """The guard's mid-epoch last.pt (a signal, trainer.checkpoint_every_steps): it supersedes a
+        kept epoch end; a kept best.pt is written first."""
+        self.pending_last = checkpoint
         self.flush()
-
-    def wrote_last(self) -> None:
-        self.written_at = time.monotonic()
 
 
 def _detached_copy(value: Any) -> Any:

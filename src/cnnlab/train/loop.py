@@ -21,7 +21,7 @@ from cnnlab.config import RootConfig
 from cnnlab.data import DataBundle
 from cnnlab.errors import TrainingError
 from cnnlab.optim import Schedule, current_lr
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.early_stopping import BestTracker
 from cnnlab.train.epoch_checkpoints import EpochCheckpoints
 from cnnlab.train.evaluate import evaluate
@@ -74,11 +74,9 @@ def fit(ctx: FitContext, state: FitState, tracker: BestTracker) -> FitState:
                                    writes=ctx.rank == 0 and ctx.save_checkpoints)
     if ctx.guard is not None:
         def save_partial(progress: dict) -> None:
-            checkpoints.before_partial_last()  # best.pt first: never newer than last.pt's tracker says
             state.progress = progress
             try:
-                _save(ctx, ctx.make_checkpoint(state, tracker), "last.pt")
-                checkpoints.wrote_last()
+                checkpoints.mid_epoch(ctx.make_checkpoint(state, tracker))
             finally:
                 state.progress = None
         ctx.guard.save_partial = save_partial
@@ -149,11 +147,6 @@ def _restore_best(ctx: FitContext, state: FitState, tracker: BestTracker, best_w
     if best_weights is None:  # the best epoch came before a resume: its weights are in best.pt
         best_weights = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")["model"]
     ctx.raw_model.load_state_dict(best_weights)
-
-
-def _save(ctx: FitContext, checkpoint: dict, name: str) -> None:
-    if ctx.rank == 0 and ctx.save_checkpoints:
-        save_checkpoint(checkpoint, ctx.run_dir / "checkpoints" / name)
 
 
 def train_epoch(ctx: FitContext, state: FitState, epoch: int) -> dict:
