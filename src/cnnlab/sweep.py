@@ -415,21 +415,17 @@ _NO_TRIAL = "No trials are completed yet"  # Optuna's study.best_trial when ever
 
 
 def input_error(message: str) -> tuple:
-    """(the paragraph to print, the exit code) for what Hydra's error handling raised: a bad input
-    (2), or after a search whose every trial failed, that failure (1), with the trials listed below."""
-    if _NO_TRIAL in message and jobs_ran():
+    """(the paragraph to print, the exit code) for what Hydra's error handling raised. Before any
+    job: a bad input, as Hydra said it (2). After jobs ran: a value that only a combination breaks,
+    refused when its job composed (sweep_validation), the jobs before it kept (2); or a search whose
+    every trial failed (1), the trials listed in the summary below."""
+    if not jobs_ran():
+        return message, 2
+    if _NO_TRIAL in message:
         return ("no trial of the search completed, so it has no best trial: every trial failed (each "
                 "one's error is in the summary below).", 1)
-    return input_error_message(message), 2
-
-
-def input_error_message(message: str) -> str:
-    """Hydra's refusal of a job's overrides. Usually before any job (sweep_validation); a value that
-    only a combination breaks is refused when its job composes, after the jobs before it ran."""
-    if not jobs_ran():
-        return message
     kept = "the sweep stopped at this job; the jobs before it are kept (resume=true with a fixed command continues)"
-    return re.sub(r"[Nn]othing was run", kept, message)
+    return re.sub(r"[Nn]othing was run", kept, message), 2
 
 
 def job_dirs(sweep_dir: Path) -> list:
