@@ -4,11 +4,13 @@
     python scripts/bench_sweep.py --presets optimizers --rounds 3
     python scripts/bench_sweep.py --presets overfitting --extra trainer.max_epochs=2   # a quick check
 
-old   `cnnlab -m experiment=NAME hydra/launcher=basic trainer.num_threads=null trainer.checkpoint_every_s=0`:
-      as before the speed work, one job after another in one process, each on PyTorch's default
-      thread count, writing best.pt and last.pt at every epoch end
+old   `cnnlab -m experiment=NAME hydra/launcher=basic trainer.num_threads=null trainer.checkpoint_every_s=0
+      trainer.keep_freed_memory=false`: as before the speed work, one job after another in one process,
+      each on PyTorch's default thread count, writing best.pt and last.pt at every epoch end, its
+      large buffers handed back to the OS at every free
 new   `cnnlab -m experiment=NAME`: the preset's launcher (hydra/launcher=auto, one single-thread
-      worker process per core), trainer.num_threads=auto and checkpoints every 10 s (trainer.checkpoint_every_s)
+      worker process per core), trainer.num_threads=auto, checkpoints every 10 s (trainer.checkpoint_every_s)
+      and freed memory kept for the next batch (trainer.keep_freed_memory)
 Both share this version's other changes (one compose per distinct override before the sweep, the
 diagnostics figures drawn once), so the ratio understates the gain over the older code.
 Each sweep is the real command in a subprocess, timed from start to exit. Then every job of both
@@ -55,7 +57,8 @@ def parse_args() -> argparse.Namespace:
 def sweep_command(preset: str, way: str, folder: Path, extra: list[str], old_threads: str) -> list[str]:
     command = [sys.executable, "-m", "cnnlab", "-m", f"experiment={preset}", f"hydra.sweep.dir={folder}", *extra]
     if way == "old":
-        command += ["hydra/launcher=basic", f"trainer.num_threads={old_threads}", "trainer.checkpoint_every_s=0"]
+        command += ["hydra/launcher=basic", f"trainer.num_threads={old_threads}", "trainer.checkpoint_every_s=0",
+                    "trainer.keep_freed_memory=false"]
     return command
 
 

@@ -140,6 +140,7 @@ def test_bench_sweep_runs_the_old_way_on_the_basic_launcher_and_the_new_way_as_t
 
     old = sweep_command("optimizers", "old", tmp_path, ["trainer.max_epochs=2"], "null")
     new = sweep_command("optimizers", "new", tmp_path, ["trainer.max_epochs=2"], "null")
-    assert old[-3:] == ["hydra/launcher=basic", "trainer.num_threads=null", "trainer.checkpoint_every_s=0"]
+    assert old[-4:] == ["hydra/launcher=basic", "trainer.num_threads=null", "trainer.checkpoint_every_s=0",
+                        "trainer.keep_freed_memory=false"]
     assert new[new.index("-m", 2):] == ["-m", "experiment=optimizers", f"hydra.sweep.dir={tmp_path}",
                                         "trainer.max_epochs=2"]

@@ -191,13 +191,16 @@ def _job_logging(run_dir: Path, to_file: bool):
 
 @contextmanager
 def _process_state_restored():
-    """Put back what a job sets process-wide: threads, random generators, determinism, TF32, STARTED."""
+    """Put back what a job sets process-wide: threads, random generators, determinism, TF32, freed
+    memory kept, STARTED."""
     import numpy as np
     import torch  # the job imports it anyway; imported first, its defaults can be saved
 
     import cnnlab
+    from cnnlab.train.memory import freed_memory_kept, keep_freed_memory
 
-    saved = {"python": random.getstate(), "numpy": np.random.get_state(), **_torch_state(torch)}
+    saved = {"python": random.getstate(), "numpy": np.random.get_state(), **_torch_state(torch),
+             "kept": freed_memory_kept()}
     cnnlab.STARTED = time.perf_counter()  # start-up is measured from the call, not from `import cnnlab`
     try:
         yield
@@ -205,6 +208,7 @@ def _process_state_restored():
         random.setstate(saved["python"])
         np.random.set_state(saved["numpy"])
         _restore_torch(torch, saved["torch"])
+        keep_freed_memory(saved["kept"])  # a notebook's memory goes back to the OS again
 
 
 def _torch_state(torch) -> dict:

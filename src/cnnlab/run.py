@@ -28,6 +28,7 @@ from cnnlab.train import distributed, frozen_features, resume_settings, sanity
 from cnnlab.train.faults import Guard, resume_command
 from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
+from cnnlab.train.memory import keep_freed_memory
 from cnnlab.train.threads import apply_threads, start_job
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
@@ -40,6 +41,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     wall_start = time.perf_counter()
     cfg = sanity.configure(cfg)  # trainer.fast_dev_run: one epoch of one batch
     start_job(cfg.trainer.num_threads)  # auto is decided once the model is built
+    keep_freed_memory(cfg.trainer.keep_freed_memory)
     device = pick_device(cfg.device)
     ddp = distributed.setup(device)  # under torchrun: this process's rank and device; else None
     device = ddp.device if ddp is not None else device

@@ -17,7 +17,7 @@ from cnnlab.report.collect import Run
 # Repeats of one configuration, or how it was run rather than what was trained: not part of its name.
 IGNORED_KEYS = {"seed", "resume", "device", "data_dir", "trainer.progress", "trainer.summary",
                 "trainer.sync_every", "trainer.num_threads", "trainer.checkpoint_every_steps",
-                "trainer.checkpoint_every_s", "trainer.cache_frozen"}
+                "trainer.checkpoint_every_s", "trainer.cache_frozen", "trainer.keep_freed_memory"}
 
 # The numbers a report shows for each run; the gap is computed, the rest are read from results.json.
 METRICS = ("params", "trainable_params", "best_val_acc", "best_epoch", "final_train_acc", "gap",

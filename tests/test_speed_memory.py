@@ -1,0 +1,49 @@
+"""trainer.keep_freed_memory (train/memory.py): a step's buffers come back from the heap instead of the
+kernel, and the numbers are those of a run that hands them back."""
+import os
+import resource
+
+import pytest
+import torch
+
+from cnnlab.train import memory
+
+GLIBC = hasattr(os, "confstr") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+BUFFER = 64 << 20  # over glibc's largest sliding mmap threshold (32 MiB): always unmapped on free by default
+
+
+@pytest.fixture
+def released_memory_afterwards():
+    before = memory.freed_memory_kept()
+    yield
+    memory.keep_freed_memory(before)
+
+
+def _page_faults_of_a_second_buffer() -> int:
+    torch.empty(BUFFER // 4).fill_(1.0)  # allocated, written and freed: what one step does with a feature map
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(BUFFER // 4).fill_(1.0)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(not GLIBC, reason="only glibc's malloc has the thresholds (elsewhere the key does nothing)")
+def test_a_freed_buffer_is_reused_without_page_faults_and_given_back_when_off(released_memory_afterwards):
+    pages = BUFFER // resource.getpagesize()
+    assert memory.keep_freed_memory(False) is False
+    assert _page_faults_of_a_second_buffer() > pages // 2  # unmapped on free, faulted in again
+    assert memory.keep_freed_memory(True) is True and memory.freed_memory_kept()
+    assert _page_faults_of_a_second_buffer() < pages // 20  # the same pages, from the heap
+    assert memory.keep_freed_memory(False) is False
+    assert _page_faults_of_a_second_buffer() > pages // 2
+
+
+def test_keeping_freed_memory_changes_no_number(train_run, tmp_path, released_memory_afterwards):
+    common = ["model=lecture_cnn", "trainer.max_epochs=2", "dataset.train_size=256", "trainer.num_threads=1"]
+    kept, _ = train_run([*common, "trainer.keep_freed_memory=true"], tmp_path / "kept")
+    released, _ = train_run([*common, "trainer.keep_freed_memory=false"], tmp_path / "released")
+    assert memory.freed_memory_kept() is False  # the job set it process-wide, as its config said
+    for key in ("test_acc", "test_loss", "best_val_loss", "final_train_loss"):
+        assert kept[key] == released[key], key
+    untimed = [[{k: v for k, v in epoch.items() if k != "seconds"} for epoch in run["history"]]
+               for run in (kept, released)]
+    assert untimed[0] == untimed[1]
