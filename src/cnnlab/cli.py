@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import hydra_errors, registry, rundir, sweep, sweep_validation
+from cnnlab import hydra_errors, registry, run_mode, rundir, sweep, sweep_validation
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -188,6 +188,7 @@ def main() -> None:
     from cnnlab.train.sanity import hydra_overrides
 
     sys.argv += hydra_overrides(sys.argv[1:])  # trainer.fast_dev_run: no .hydra/ either
+    run_mode.install(Path(_config_dir()), sys.argv[1:])  # run or sweep from -m: one compose fewer
     code = 0
     try:
         with hydra_errors.input_errors():
