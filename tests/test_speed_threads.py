@@ -108,3 +108,19 @@ def test_a_small_model_on_auto_trains_exactly_as_on_one_thread(train_run, tmp_pa
     assert auto["num_threads"] == one["num_threads"] == 1
     assert auto["history"] == [{**row, "seconds": a["seconds"]} for row, a in zip(one["history"], auto["history"])]
     assert (auto["test_acc"], auto["test_loss"]) == (one["test_acc"], one["test_loss"])
+
+
+def test_a_resumed_auto_run_keeps_the_thread_count_it_started_with(train_run, tmp_path, monkeypatch):
+    # auto decides from the load of the moment; here the machine "gets busier" between the two runs
+    common = ["model=lecture_cnn", "dataset.train_size=256", "trainer.num_threads=auto"]
+    monkeypatch.setattr(threads_module, "choose_threads", lambda *args: 2)
+    monkeypatch.setattr(threads_module, "forward_macs", lambda *args: 10 * SMALL_STEP_MACS)
+    first, run_dir = train_run([*common, "trainer.max_epochs=1"], tmp_path / "run")
+    assert first["num_threads"] == 2
+    monkeypatch.setattr(threads_module, "choose_threads", lambda *args: 1)
+    resumed, _ = train_run([*common, "trainer.max_epochs=2", "resume=true"], run_dir)
+    assert resumed["num_threads"] == 2  # as before the interruption, not auto's choice of now
+    fixed, _ = train_run([*common[:-1], "trainer.num_threads=1", "trainer.max_epochs=3", "resume=true"], run_dir)
+    assert fixed["num_threads"] == 1  # a count the user sets is honoured
+    fresh, _ = train_run([*common, "trainer.max_epochs=1"], tmp_path / "fresh")
+    assert fresh["num_threads"] == 1

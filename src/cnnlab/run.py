@@ -64,7 +64,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     if channels_last:
         model.to(memory_format=torch.channels_last)
     total_params, trainable_params = count_params(model)
-    apply_threads(cfg.trainer.num_threads, model, data.shape, cfg.dataset.batch_size, device)
+    threads = apply_threads(cfg.trainer.num_threads, model, data.shape, cfg.dataset.batch_size, device)
     log.info(f"cnnlab: {cfg.model.name} on {cfg.dataset.name} ({len(data.train.x):,} train / "
              f"{len(data.val.x):,} val / {len(data.test.x):,} test images of "
              f"{'x'.join(map(str, data.shape))}, {data.num_classes} classes), {cfg.optim.name} "
@@ -83,7 +83,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     objective = Objective(cfg.loss, model)
     tracker = BestTracker(cfg.trainer.monitor, cfg.trainer.early_stopping.patience,
                           cfg.trainer.early_stopping.min_delta)
-    state = FitState()
+    state = FitState(threads=threads)
     train_model = ddp.wrap(model) if ddp is not None else model
     train_model = torch.compile(train_model) if cfg.trainer.compile else train_model
 
@@ -215,6 +215,19 @@ def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
     return state
 
 
+def _keep_threads(setting, state: FitState, device: torch.device) -> None:
+    """Under trainer.num_threads=auto a resumed run continues on the threads it started with: auto
+    decides from the machine's load, and another count sums in another order, so a run resumed while
+    the machine was busier would not be bit-exact with one never interrupted. A fixed count is
+    the user's and is honoured."""
+    saved = state.threads
+    if setting == "auto" and device.type == "cpu" and saved and saved != torch.get_num_threads():
+        log.info(f"cnnlab: {saved} CPU thread(s), as before the interruption (trainer.num_threads=auto "
+                 f"would choose {torch.get_num_threads()} now; the same count keeps the run bit-exact).")
+        torch.set_num_threads(saved)
+    state.threads = torch.get_num_threads()
+
+
 def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, state: FitState,
             tracker: BestTracker, generator: torch.Generator, device: torch.device,
             steps_per_epoch: int = 0) -> None:
@@ -246,6 +259,7 @@ def _resume(cfg: RootConfig, run_dir: Path, model, optimizer, schedule, scaler, 
     tracker.load_state_dict(saved["tracker"])
     for key, value in saved["fit"].items():
         setattr(state, key, value)
+    _keep_threads(cfg.trainer.num_threads, state, device)
     rng = saved["rng"]
     torch.set_rng_state(rng["torch"])
     generator.set_state(rng["data"])

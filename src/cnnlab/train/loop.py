@@ -45,6 +45,7 @@ class FitState:
     stopped_early: bool = False
     startup_seconds: Optional[float] = None  # from importing cnnlab to the first training step
     progress: Optional[dict] = None  # in a mid-epoch checkpoint: the epoch's position and running sums
+    threads: Optional[int] = None  # torch's CPU threads: trainer.num_threads=auto keeps them on resume
 
 
 @dataclass
