@@ -1,7 +1,11 @@
 """trainer.keep_freed_memory (train/memory.py): a step's buffers come back from the heap instead of the
 kernel, and the numbers are those of a run that hands them back."""
+import json
 import os
 import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,3 +51,15 @@ def test_keeping_freed_memory_changes_no_number(train_run, tmp_path, released_me
     untimed = [[{k: v for k, v in epoch.items() if k != "seconds"} for epoch in run["history"]]
                for run in (kept, released)]
     assert untimed[0] == untimed[1]
+
+
+def test_bench_memory_measures_both_ways_each_in_its_own_process():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_memory.py"
+    out = subprocess.run([sys.executable, str(script), "--model=fast_cnn", "--shape", "1", "28", "28",
+                          "--classes=10", "--batch=16", "--eval-batch=64", "--eval-images=128", "--steps=2",
+                          "--rounds=1"], check=True, capture_output=True, text=True).stdout
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert [run["kept"] for run in figures["runs"]["kept"]] == [GLIBC]
+    assert [run["kept"] for run in figures["runs"]["released"]] == [False]
+    assert set(figures["ratios"]) == {"eval_img_s", "train_img_s"}
+    assert all(rate > 0 for way in figures["medians"].values() for rate in way.values())
