@@ -5,14 +5,16 @@ kernel on free, and trims the heap's free top above twice that. A CPU training s
 the same activation buffers every batch, so each batch page-faults and zero-fills its memory anew:
 report_cnn's 32 images of 1x128x128 (65 MB of feature maps per layer) spend about half of an evaluation
 pass there (docs/benchmarks.md). With both thresholds at 1 GiB the buffers are reused from the heap:
-the same arithmetic bit for bit, without the faults. The cost is a process whose resident memory stays
-at its peak. Only glibc (Linux) has these knobs; elsewhere the setting does nothing.
+the same arithmetic bit for bit, without the faults. The cost is resident memory: the process keeps
+its peak, and a little more while the heap settles (a freed buffer among small allocations can leave a
+hole just too small for the next one; a report_cnn job peaked at 2.1 GB instead of 1.8 GB). Only
+glibc (Linux) has these knobs; elsewhere the setting does nothing.
 """
 from __future__ import annotations
 
 import ctypes
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -22,11 +24,13 @@ GLIBC_DEFAULT_BYTES = 128 * 1024  # both thresholds' static defaults
 _kept = False
 
 
-def _mallopt() -> Optional[Callable[[int, int], int]]:
+def _libc() -> Optional[ctypes.CDLL]:
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
             return None
-        return ctypes.CDLL(None).mallopt
+        libc = ctypes.CDLL(None)
+        libc.mallopt, libc.malloc_trim  # both exist in every glibc since 2.8
+        return libc
     except (AttributeError, OSError, ValueError):  # no confstr name (macOS, Windows) or no mallopt
         return None
 
@@ -39,15 +43,17 @@ def keep_freed_memory(enabled: bool) -> bool:
     """Keep (or stop keeping) freed memory in this process; returns whether it is kept now.
 
     Process-wide, like the thread count: a later job of the same process that sets it false gets glibc's
-    static defaults back (glibc's sliding threshold stays off once a program has set one)."""
+    static defaults back (glibc's sliding threshold stays off once a program has set one), and what
+    was kept goes back to the OS."""
     global _kept
-    mallopt = _mallopt()
-    if mallopt is None:
+    libc = _libc()
+    if libc is None:
         return False
     if enabled and not _kept:
-        _kept = bool(mallopt(M_MMAP_THRESHOLD, KEPT_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEPT_BYTES))
+        _kept = bool(libc.mallopt(M_MMAP_THRESHOLD, KEPT_BYTES)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEPT_BYTES))
     elif not enabled and _kept:
-        mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_BYTES)
-        mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_BYTES)
+        libc.mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_BYTES)
+        libc.mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_BYTES)
+        libc.malloc_trim(0)  # the free blocks kept so far go back to the OS too, not only later ones
         _kept = False
     return _kept
