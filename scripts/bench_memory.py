@@ -46,15 +46,15 @@ def measure(a: argparse.Namespace) -> dict:
     kept = keep_freed_memory(a.child == "kept")
     import torch
     import torch.nn.functional as F
-    from hydra import compose, initialize_config_dir
 
-    import cnnlab.cli  # noqa: F401 - registers the schemas the presets name
-    from cnnlab.config import validate
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import make_config  # the preset composed as cnnlab composes it
     from cnnlab.models import build_model
 
     torch.set_num_threads(a.threads)
-    with initialize_config_dir(config_dir=cnnlab.cli._config_dir(), version_base=None):
-        cfg = validate(compose(config_name="config", overrides=[f"model={a.model}"]))
+    cfg = make_config(argparse.Namespace(dataset="synthetic", shape=a.shape, model=a.model, optim="adam",
+                                         lr=0.001, batch=a.batch, n=None, device="cpu", precision="fp32",
+                                         data_dir=None))
     torch.manual_seed(0)
     model = build_model(cfg.model, tuple(a.shape), a.classes).to(memory_format=torch.channels_last)
     images = torch.randn(a.eval_images, *a.shape).contiguous(memory_format=torch.channels_last)

@@ -26,13 +26,12 @@ _kept = False
 
 def _libc() -> Optional[ctypes.CDLL]:
     try:
-        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
             return None
         libc = ctypes.CDLL(None)
-        libc.mallopt, libc.malloc_trim  # both exist in every glibc since 2.8
-        return libc
-    except (AttributeError, OSError, ValueError):  # no confstr name (macOS, Windows) or no mallopt
+    except (AttributeError, OSError, ValueError):  # no os.confstr (Windows) or no such name (macOS)
         return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
 def freed_memory_kept() -> bool:
