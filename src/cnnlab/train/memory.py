@@ -7,7 +7,7 @@ report_cnn's 32 images of 1x128x128 (65 MB of feature maps per layer) spend abou
 pass there (docs/benchmarks.md). With both thresholds at 1 GiB the buffers are reused from the heap:
 the same arithmetic bit for bit, without the faults. The cost is resident memory: the process keeps
 its peak, and a little more while the heap settles (a freed buffer among small allocations can leave a
-hole just too small for the next one; a report_cnn job peaked at 2.1 GB instead of 1.8 GB). Only
+hole just too small for the next one; a report_cnn job peaked at 2.0 GiB instead of 1.7 GiB). Only
 glibc (Linux) has these knobs; elsewhere the setting does nothing.
 """
 from __future__ import annotations
