@@ -13,7 +13,7 @@ import torch
 import cnnlab
 from cnnlab.config import RootConfig, default_data_dir
 from cnnlab.data import DataBundle, build_data
-from cnnlab.data.preview import save_train_batch
+from cnnlab.data.preview import train_batch_task
 from cnnlab.diagnostics import diagnosis_of, save_diagnostics
 from cnnlab.errors import ConfigError
 from cnnlab.finetune import apply_finetune
@@ -30,6 +30,7 @@ from cnnlab.train.loop import FitContext, FitState, fit
 from cnnlab.train.objective import Objective
 from cnnlab.train.memory import keep_freed_memory
 from cnnlab.train.threads import apply_threads, start_job
+from cnnlab.train.writer_thread import WriterThread
 from cnnlab.train.runtime import (autocast_dtype, pick_device, seed_everything, set_determinism,
                                   use_channels_last)
 from cnnlab.train.runtime import set_tf32, use_tf32
@@ -87,8 +88,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     train_model = ddp.wrap(model) if ddp is not None else model
     train_model = torch.compile(train_model) if cfg.trainer.compile else train_model
 
-    from cnnlab.train.tensorboard import RunWriter, log_hparams  # imported here: ~0.1 s off the --help path
-    writer = RunWriter(run_dir) if lead and sanity.writes(cfg) else distributed.NullWriter()
+    writer = distributed.NullWriter()  # until the run's own opens, just before training
     try:
         def make_checkpoint(fit_state: FitState, best: BestTracker) -> dict:
             return {
@@ -111,13 +111,15 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
                       reduce_flags=ddp.reduce_flags if ddp is not None else None)
         guard.resume_hint = resume_command(run_dir, overrides)
         fit_model, fit_data = _frozen_prefix_stored(cfg, model, data, device, amp_dtype, ddp, state) or (train_model, data)
+        if lead and sanity.writes(cfg):  # TensorBoard and train_batch.png on a thread beside the first epoch
+            preview = cfg.trainer.diagnostics and state.step == 0
+            tasks = [train_batch_task(data.train, data.classes, data.mean, data.std, run_dir)] if preview else []
+            writer = WriterThread(lambda: _open_writer(run_dir), tasks)
         ctx = FitContext(cfg=cfg, model=fit_model, raw_model=model, data=fit_data, optimizer=optimizer,
                          schedule=schedule, objective=objective, device=device, amp_dtype=amp_dtype,
                          scaler=scaler, writer=writer, run_dir=run_dir, make_checkpoint=make_checkpoint,
                          guard=guard, rank=ddp.rank if ddp is not None else 0, save_checkpoints=sanity.writes(cfg),
                          sync_metrics=ddp.sync_metrics if ddp is not None else None)
-        if lead and cfg.trainer.diagnostics and sanity.writes(cfg) and state.step == 0:
-            save_train_batch(data.train, data.classes, data.mean, data.std, run_dir, writer)
         guard.install()
         try:
             fit(ctx, state, tracker)
@@ -138,6 +140,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         write_results(run_dir, results)
         if cfg.trainer.diagnostics:  # after results.json, so a drawing problem cannot cost the results
             save_diagnostics(diagnosis, data.test, data.classes, run_dir, writer)
+        from cnnlab.train.tensorboard import log_hparams
         log_hparams(writer, cfg, overrides, results)
         log.info(sanity.closing_line(_closing_line(results, run_dir), cfg, results))
         return results
@@ -145,6 +148,12 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
         writer.close()
         # the next job of a sweep (same process) measures its start-up from here, not from the import
         cnnlab.STARTED = time.perf_counter()
+
+
+def _open_writer(run_dir: Path):
+    from cnnlab.train.tensorboard import RunWriter  # on the writer's thread: ~0.1 s off the first step
+
+    return RunWriter(run_dir)
 
 
 def _frozen_prefix_stored(cfg: RootConfig, model, data, device, amp_dtype, ddp, state: FitState):

@@ -1,16 +1,16 @@
-"""`train_batch.png`: the first training batch exactly as the model receives it, before training starts.
+"""`train_batch.png`: the first training batch exactly as the model receives it.
 
 The batch is the loop's own first batch (epoch 1's permutation, augmented with the run's data
 generator, whose state is put back afterwards so training sees the same augmentation), de-normalized
-back to pixels and tiled with each image's class name above it. Drawn with PIL, not matplotlib, so it
-costs milliseconds on the way to the first step; also logged to TensorBoard as `data/train_batch`.
+back to pixels and tiled with each image's class name above it. Drawn with PIL, not matplotlib, on
+TensorBoard's thread while the first epoch trains; also logged to TensorBoard as `data/train_batch`.
 """
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, List, Sequence
 
 import torch
 
@@ -81,22 +81,36 @@ def draw(pixels: torch.Tensor, labels: Sequence[str], total: int, augmented: boo
     return canvas
 
 
+def train_batch_task(loader: DeviceLoader, classes: Sequence[str], mean: Sequence[float],
+                     std: Sequence[float], run_dir: Path) -> Callable[[object], Path]:
+    """Takes the first batch now (it touches the loader's generator, so before training) and returns
+    the drawing, which needs only the writer: the run does it on TensorBoard's thread
+    (cnnlab/train/writer_thread.py) while the first epoch trains."""
+    x, y = first_batch(loader)
+    names = [classes[int(k)] for k in y.cpu()]
+    augmented = bool(loader.crop or loader.flip)
+    return lambda writer: _save_picture(x, names, mean, std, augmented, Path(run_dir), writer)
+
+
 def save_train_batch(loader: DeviceLoader, classes: Sequence[str], mean: Sequence[float],
                      std: Sequence[float], run_dir: Path, writer) -> Path:
-    x, y = first_batch(loader)
-    picture = draw(to_pixels(x, mean, std), [classes[int(k)] for k in y.cpu()], len(x),
-                   augmented=bool(loader.crop or loader.flip))
-    path = Path(run_dir) / FILE
+    return train_batch_task(loader, classes, mean, std, run_dir)(writer)
+
+
+def _save_picture(x: torch.Tensor, names: List[str], mean: Sequence[float], std: Sequence[float],
+                  augmented: bool, run_dir: Path, writer) -> Path:
+    picture = draw(to_pixels(x, mean, std), names, len(x), augmented=augmented)
+    path = run_dir / FILE
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", compress_level=1)  # fast: this is on the way to the first step
+    picture.save(buffer, format="PNG", compress_level=1)  # fast: a larger file costs nothing
     tmp = path.with_name(f".{FILE}.tmp")
     try:
         tmp.write_bytes(buffer.getvalue())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise TrainingError(f"could not write {path}: {write_failure(exc)}. Nothing was trained yet; "
-                            "free space or choose another hydra.run.dir.") from None
+        raise TrainingError(f"could not write {path}: {write_failure(exc)}. Free space or choose another "
+                            "hydra.run.dir.") from None
     _add_png(writer, "data/train_batch", buffer.getvalue(), picture.width, picture.height)
     return path
 
