@@ -1,6 +1,7 @@
 """Shared fixtures: compose the real configs in conf/ and run them small, in-process or as the CLI."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -27,6 +28,17 @@ def compose_config(overrides: list[str]) -> RootConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=list(overrides))
     return validate(cfg)
+
+
+@pytest.fixture
+def cnnlab_log(caplog, monkeypatch):
+    """caplog for cnnlab's own logger (it does not propagate to the root one, where caplog listens)."""
+    logger = logging.getLogger("cnnlab")
+    monkeypatch.setattr(logger, "propagate", False)
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="cnnlab")
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

@@ -285,16 +285,6 @@ def test_a_failed_second_download_keeps_the_finished_first_file(tmp_path, monkey
 
 
 # ---------------------------------------------------------------- image folders
-@pytest.fixture
-def cnnlab_log(caplog, monkeypatch):
-    """Records of the "cnnlab" logger, whatever other tests set its propagation to."""
-    logger = logging.getLogger("cnnlab")
-    monkeypatch.setattr(logger, "propagate", False)
-    logger.addHandler(caplog.handler)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-
-
 def color_of(c: int, i: int) -> tuple:
     return (40 * c + 20, 100 + 10 * i, 200 - 30 * c)
 

@@ -1,5 +1,4 @@
 """One monitored metric: best.pt, best_epoch, early stopping, the closing line and the objective agree."""
-import logging
 import math
 
 import pytest
@@ -19,16 +18,6 @@ from conftest import CONF, compose_config
 ONE_THREAD = ["trainer.num_threads=1"]
 # The default recipe, 10 epochs: val/acc peaks (epoch 7) before val/loss bottoms out (epoch 9)
 DEFAULT = ONE_THREAD + ["trainer.max_epochs=10"]
-
-
-@pytest.fixture
-def cnnlab_log(caplog, monkeypatch):
-    logger = logging.getLogger("cnnlab")
-    monkeypatch.setattr(logger, "propagate", False)
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="cnnlab")
-    yield caplog
-    logger.removeHandler(caplog.handler)
 
 
 def _first_best(history, monitor):

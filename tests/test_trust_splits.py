@@ -14,16 +14,6 @@ from conftest import FAST, run_cli
 ONE_EPOCH = ["trainer.max_epochs=1", "trainer.num_threads=1"]
 
 
-@pytest.fixture
-def cnnlab_log(caplog, monkeypatch):
-    logger = logging.getLogger("cnnlab")
-    monkeypatch.setattr(logger, "propagate", False)
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="cnnlab")
-    yield caplog
-    logger.removeHandler(caplog.handler)
-
-
 def _splits(with_val: bool) -> Splits:
     x = torch.zeros(20, 1, 4, 4, dtype=torch.uint8)
     y = torch.arange(20) % 2
