@@ -9,15 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List
 
-from cnnlab.registry import get, register, require
-
-
-def _dispatch(cls, base, kind: str, kwargs: dict):
-    """OptimConfig(name="adam", lr=...) is an AdamConfig, so code written for one flat config keeps working."""
-    name = kwargs.get("name")
-    if cls is base and name is not None:
-        cls = get(kind, name).config
-    return object.__new__(cls)
+from cnnlab.registry import config_class, register, require
 
 
 # ---------------------------------------------------------------- optimizers
@@ -29,7 +21,7 @@ class OptimCommon:
     weight_decay: float = 0.0  # decoupled for adamw, coupled (added to the gradient) otherwise
 
     def __new__(cls, *args, **kwargs):
-        return _dispatch(cls, OptimCommon, "optim", kwargs)
+        return object.__new__(config_class("optim", OptimCommon, cls, args, kwargs))  # name= picks the class
 
     def check(self) -> None:
         pass  # lr and weight_decay: cnnlab.config checks them with the other groups' values
@@ -123,7 +115,7 @@ class SchedCommon:
     name: str = "none"
 
     def __new__(cls, *args, **kwargs):
-        return _dispatch(cls, SchedCommon, "sched", kwargs)
+        return object.__new__(config_class("sched", SchedCommon, cls, args, kwargs))
 
     def check(self) -> None:
         pass

@@ -51,6 +51,16 @@ def register(kind: str, name: str, config: type, factory: str) -> None:
     _ENTRIES[kind][name] = Entry(kind, name, config, factory)
 
 
+def config_class(kind: str, base: type, cls: type, args: tuple, kwargs: dict) -> type:
+    """The class `base(...)` stands for, in the base's __new__: `ModelConfig(family="resnet")` is a
+    ResNetConfig and `OptimConfig(name="adam")` an AdamConfig, so code written for one flat config
+    keeps working (Python then runs that class's __init__, where another entry's key is a TypeError)."""
+    chosen = kwargs.get(KINDS[kind][1])
+    if cls is base and chosen is not None and not args:
+        return get(kind, chosen).config
+    return cls
+
+
 def entries(kind: str) -> Dict[str, Entry]:
     _load(kind)
     return dict(_ENTRIES[kind])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-from cnnlab.registry import get, register, require
+from cnnlab.registry import config_class, get, register, require
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 INITS = ("default", "normal", "xavier", "he")
@@ -36,12 +36,7 @@ class ModelCommon:
     CHOICES = {"activation": ACTIVATIONS, "init": INITS}  # listed in the README's table
 
     def __new__(cls, *args, **kwargs):
-        # ModelConfig(family="resnet", depth=18) is a ResNetConfig (Python then runs its __init__), so
-        # code written for the one flat config keeps working; another family's key is a TypeError
-        family = kwargs.get("family")
-        if cls is ModelCommon and family is not None and not args:
-            cls = get("model", family).config
-        return super().__new__(cls)
+        return super().__new__(config_class("model", ModelCommon, cls, args, kwargs))  # family= picks the class
 
     def check(self) -> None:
         require(self.activation in ACTIVATIONS, "model.activation", "one of " + ", ".join(ACTIVATIONS),
