@@ -1,4 +1,4 @@
-"""train_batch.png: the first training batch exactly as the model receives it, drawn before training."""
+"""train_batch.png: the first training batch exactly as the model receives it, taken before training."""
 import subprocess
 import sys
 
