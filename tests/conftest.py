@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 import cnnlab.cli  # noqa: F401 - registers the schema and the run-name resolver
+from cnnlab import naming
 from cnnlab.config import RootConfig, validate
 from cnnlab.data.sources.mnist import DEBIAN_FASHION
 
@@ -27,6 +28,7 @@ def compose_config(overrides: list[str]) -> RootConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=list(overrides))
+    naming.release_unused(None)  # no job runs in the dated folder a preset's own hydra.run.dir replaced
     return validate(cfg)
 
 

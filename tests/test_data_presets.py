@@ -78,6 +78,9 @@ def test_finetune_pretrains_on_disjoint_classes_and_reads_that_checkpoint():
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         run_dir = compose("config", overrides=["experiment=finetune_pretrain"], return_hydra_config=True).hydra.run.dir
+    from cnnlab import naming
+
+    naming.release_unused(None)  # the dated default this compose claimed, as conftest.compose_config does
     assert tune.model.pretrained == f"{run_dir}/checkpoints/best.pt"
 
 

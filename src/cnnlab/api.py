@@ -104,10 +104,12 @@ def run_composed(overrides: List[str], task: Callable[[Any, Path, List[str]], di
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
+        from cnnlab import naming
         from cnnlab.config import validate
 
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
+        naming.release_unused(run_dir)  # as the command line does
         listed = list(hydra_cfg.overrides.task)
         to_file = not OmegaConf.select(cfg, "trainer.fast_dev_run")  # which writes nothing, train.log included
         with _job_logging(run_dir, to_file):

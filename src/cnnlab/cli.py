@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import hydra_errors, registry, run_mode, rundir, sweep, sweep_validation
+from cnnlab import hydra_errors, naming, registry, run_mode, rundir, sweep, sweep_validation
 from cnnlab.config import RootConfig, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -66,6 +66,7 @@ def _hydra_main(cfg: DictConfig):
     lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 holds the folder and speaks
     try:
         if lead:
+            naming.release_unused(run_dir)  # a dated folder claimed while a preset's own replaced it
             rundir.lock(run_dir)  # before anything is written into it, even a failure record
         settings = validate(cfg)
         if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0:

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+\-]")
 
@@ -65,6 +65,26 @@ def unique_dir(base: str) -> str:
     claimed = distributed.share_from_rank0(lambda: _claim(base))
     _claimed[base] = claimed
     return claimed
+
+
+def release_unused(run_dir: Optional[Path]) -> None:
+    """Remove the empty folders this process claimed but does not run in.
+
+    A preset that sets hydra.run.dir (experiment=finetune_pretrain) replaces the dated default, but
+    OmegaConf resolves the value it replaces while merging, and resolving it claims the folder. Only
+    empty folders go (rmdir refuses others), with their date folder if that is left empty; the names
+    stay claimed, so resolving the default again cannot make another.
+    """
+    keep = Path(run_dir).resolve() if run_dir is not None else None  # None: a compose with no job
+    for claimed in _claimed.values():
+        path = Path(claimed).resolve()
+        if keep is not None and (path == keep or path in keep.parents):
+            continue  # the run's folder, or the sweep's around it
+        for folder in (path, path.parent):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or already gone
+                break
 
 
 def _claim(base: str) -> str:
