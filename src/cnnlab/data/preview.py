@@ -92,11 +92,6 @@ def train_batch_task(loader: DeviceLoader, classes: Sequence[str], mean: Sequenc
     return lambda writer: _save_picture(x, names, mean, std, augmented, Path(run_dir), writer)
 
 
-def save_train_batch(loader: DeviceLoader, classes: Sequence[str], mean: Sequence[float],
-                     std: Sequence[float], run_dir: Path, writer) -> Path:
-    return train_batch_task(loader, classes, mean, std, run_dir)(writer)
-
-
 def _save_picture(x: torch.Tensor, names: List[str], mean: Sequence[float], std: Sequence[float],
                   augmented: bool, run_dir: Path, writer) -> Path:
     picture = draw(to_pixels(x, mean, std), names, len(x), augmented=augmented)
