@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from cnnlab.config import DatasetConfig
-from cnnlab.data.sources import SOURCES, load_source
+from cnnlab import registry
+from cnnlab.data.sources import load_source
 from cnnlab.data.sources import archives
 from cnnlab.errors import DataError
 
@@ -68,7 +69,7 @@ def config(name, **kw) -> DatasetConfig:
 
 
 def test_both_sets_are_registered():
-    assert {"cats_vs_dogs", "hymenoptera"} <= set(SOURCES)
+    assert {"cats_vs_dogs", "hymenoptera"} <= set(registry.names("dataset"))
 
 
 def test_download_verify_unpack_and_load(served):

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab import registry
-from cnnlab.data_schema import check_source_keys
+from cnnlab.data_schema import DatasetCommon as DatasetConfig
 from cnnlab.errors import ConfigError
 from cnnlab import parallelism  # noqa: F401 - registers ${cnnlab_sweep_workers:} (hydra/launcher=auto)
 from cnnlab.models.schema import ModelCommon as ModelConfig
@@ -26,34 +26,10 @@ from cnnlab.optim_schema import SchedCommon as SchedConfig
 from cnnlab.registry import make_config
 
 # ---------------------------------------------------------------- dataset
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "folder", "synthetic")
-DATASETS += ("cats_vs_dogs", "hymenoptera")  # the course's zips (data/sources/archives.py)
-
-
-@dataclass
-class AugmentConfig:
-    crop: int = 0  # random crop after zero-padding by this many pixels (0 = off)
-    flip: bool = False  # random horizontal flip
-
-
-@dataclass
-class DatasetConfig:
-    name: str = "digits"
-    batch_size: int = 64  # training batch
-    eval_batch_size: Optional[int] = None  # validation/test batch (default: 4x batch_size)
-    val_split: float = 0.1  # part of train held out when the set has no validation split
-    val_from_test: bool = False  # val_split=0 and no validation split: validate on test (refused unless true)
-    train_size: Optional[int] = None  # use only the first N training images
-    classes: Optional[List[int]] = None  # keep only these class indices, relabelled 0..k-1 (null = all)
-    path: Optional[str] = None  # folder: one subfolder per class, or train/ and val/
-    image_size: Optional[int] = None  # side of the square images: resized on the device (null = as stored; folder: 64)
-    shape: List[int] = field(default_factory=lambda: [3, 32, 32])  # synthetic: C, H, W
-    num_classes: int = 10  # synthetic
-    num_samples: int = 1024  # synthetic: training images (val/test get a quarter each)
-    download: bool = True  # download missing files (torchvision; the course zips with urllib)
-    mean: Optional[List[float]] = None  # per channel, 0..1 scale (default: from the train split)
-    std: Optional[List[float]] = None
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+# Each source registers its own typed config (cnnlab/data_schema.py): `validate` builds the chosen
+# source's, so a key that does nothing with it is refused. DatasetConfig (imported above) is the keys
+# every source has.
+DATASETS = registry.names("dataset")
 
 
 # ---------------------------------------------------------------- model
@@ -175,6 +151,7 @@ def validate(cfg: DictConfig) -> RootConfig:
     plain.pop("hydra", None)
     model = plain.pop("model", {})
     optim, sched = plain.pop("optim", {}), plain.pop("sched", {})
+    dataset = plain.pop("dataset", {})
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RootConfig), plain)
         settings: RootConfig = OmegaConf.to_object(merged)
@@ -182,7 +159,7 @@ def validate(cfg: DictConfig) -> RootConfig:
         raise ConfigError(_describe_omegaconf_error(exc)) from None
     settings.model = model_config(model)  # the family's own dataclass; its keys and ranges checked there
     settings.optim, settings.sched = make_config("optim", optim), make_config("sched", sched)
-    check_source_keys(settings.dataset, DatasetConfig())  # e.g. dataset.num_samples outside synthetic
+    settings.dataset = make_config("dataset", dataset)  # the source's own keys: not num_samples on mnist
     _check_ranges(settings)
     from cnnlab.value_checks import check_values
     check_values(settings)  # infinity/NaN anywhere, seeds out of range
@@ -205,9 +182,6 @@ def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
 def _check_ranges(s: RootConfig) -> None:
     d, o, sc, t = s.dataset, s.optim, s.sched, s.trainer
     _require(d.name in DATASETS, "dataset.name", "one of " + ", ".join(DATASETS), d.name)
-    if d.name == "folder" and not d.path:
-        raise ConfigError("dataset=folder needs the folder of images: add dataset.path=DIR (one subfolder "
-                          "per class, or train/ and val/ subfolders).")
     _require(d.batch_size >= 1, "dataset.batch_size", "a positive integer", d.batch_size)
     _require(d.eval_batch_size is None or d.eval_batch_size >= 1, "dataset.eval_batch_size",
              "a positive integer or null", d.eval_batch_size)
@@ -216,10 +190,6 @@ def _check_ranges(s: RootConfig) -> None:
              "a positive integer or null", d.train_size)
     _require(d.image_size is None or d.image_size >= 1, "dataset.image_size",
              "a positive integer or null", d.image_size)
-    _require(len(d.shape) == 3 and all(v >= 1 for v in d.shape), "dataset.shape",
-             "[channels, height, width] of positive integers", list(d.shape))
-    _require(d.num_classes >= 2, "dataset.num_classes", "at least 2", d.num_classes)
-    _require(d.num_samples >= 1, "dataset.num_samples", "a positive integer", d.num_samples)
     _require(d.augment.crop >= 0, "dataset.augment.crop", "a padding >= 0 (0 = off)", d.augment.crop)
     for name in ("mean", "std"):
         values = getattr(d, name)

@@ -1,4 +1,4 @@
-"""One registry for the things a config names: model families, optimizers, schedules.
+"""One registry for the things a config names: model families, optimizers, schedules, dataset sources.
 
 Each entry is a name, its own typed config dataclass (only the keys that act in it) and its factory,
 given as "module:function" so that torch loads only when something is built. Validation, the
@@ -21,10 +21,12 @@ from typing import Any, Callable, Dict
 from cnnlab.errors import ConfigError
 
 # kind -> (config group it is chosen by, the key of that group holding the registered name)
-KINDS = {"model": ("model", "family"), "optim": ("optim", "name"), "sched": ("sched", "name")}
-LABELS = {"model": "family", "optim": "optimizer", "sched": "schedule"}
+KINDS = {"model": ("model", "family"), "optim": ("optim", "name"), "sched": ("sched", "name"),
+         "dataset": ("dataset", "name")}
+LABELS = {"model": "family", "optim": "optimizer", "sched": "schedule", "dataset": "dataset source"}
 # where each kind's entries register themselves (torch-free modules), imported on first use
-_MODULES = {"model": "cnnlab.models.schema", "optim": "cnnlab.optim_schema", "sched": "cnnlab.optim_schema"}
+_MODULES = {"model": "cnnlab.models.schema", "optim": "cnnlab.optim_schema", "sched": "cnnlab.optim_schema",
+            "dataset": "cnnlab.data_schema"}
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ def compare(saved: dict, new: dict) -> Tuple[List[Change], List[Change]]:
     for key in sorted(set(old) | set(cur)):
         if key not in old:  # a key newer than the checkpoint: nothing to compare with
             continue
+        if key not in cur:  # one this config's source or family does not have (older checkpoints
+            continue        # saved every source's keys): it acted in neither run
         a, b = _norm(old.get(key)), _norm(cur.get(key))
         if a == b:
             continue

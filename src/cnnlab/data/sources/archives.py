@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from cnnlab.config import DatasetConfig
+from cnnlab.data_schema import as_folder
 from cnnlab.data.sources.download import ensure_files
 from cnnlab.data.splits import Splits
 from cnnlab.errors import DataError
@@ -74,7 +75,7 @@ def load_archive(cfg: DatasetConfig, data_dir: Path, archive: Archive) -> Splits
     from cnnlab.data.sources.folder import load_folder
 
     root = unpacked_folder(cfg, data_dir, archive)
-    splits = load_folder(replace(cfg, path=str(root)), data_dir)  # train/ + validation/: val doubles as test
+    splits = load_folder(as_folder(cfg, str(root)), data_dir)  # train/ + validation/: val doubles as test
     held_x, held_y = (splits.val_x, splits.val_y) if splits.val_x is not None else (splits.test_x, splits.test_y)
     val_x, val_y, test_x, test_y = _hold_out_test(held_x, held_y)
     order = _interleaved(splits.train_y)
