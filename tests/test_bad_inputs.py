@@ -10,7 +10,6 @@ folder another process has locked.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess

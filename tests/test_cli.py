@@ -1,6 +1,5 @@
 """The command line as a user meets it: a run, a sweep, and clear answers to mistakes."""
 import json
-from pathlib import Path
 
 import pytest
 

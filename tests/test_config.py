@@ -1,6 +1,4 @@
 """Every config group composes, and bad values fail with a message naming the key."""
-from pathlib import Path
-
 import pytest
 
 from cnnlab.errors import ConfigError

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.config import FinetuneConfig, ModelConfig
+from cnnlab.config import FinetuneConfig
 from cnnlab.data.splits import Splits, select_classes
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 from cnnlab.finetune import apply_finetune, block_aliases, freeze, is_head, load_pretrained
