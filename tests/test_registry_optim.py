@@ -116,3 +116,16 @@ def test_help_lists_every_optimizer_and_schedule_with_its_keys(tmp_path):
     out = run_cli(["--help"], cwd=tmp_path).stdout
     for kind in ("optim", "sched"):
         assert registry.describe(kind, CONF) in out
+
+
+@pytest.mark.parametrize("kind", sorted(registry.KINDS))
+def test_every_schema_loads_from_hydras_store_as_its_dataclass(kind):
+    from hydra.core.config_store import ConfigStore
+
+    for name, entry in registry.entries(kind).items():
+        first = ConfigStore.instance().load(f"schema/{kind}/{name}.yaml")
+        assert OmegaConf.to_yaml(first.node) == OmegaConf.to_yaml(OmegaConf.structured(entry.config))
+        assert first.group == f"schema/{kind}" and first.name == f"{name}.yaml"
+        assert OmegaConf.get_type(first.node) is entry.config
+        first.node.name = "changed"  # each load is a copy: a compose cannot change the stored schema
+        assert ConfigStore.instance().load(f"schema/{kind}/{name}.yaml").node.name != "changed"

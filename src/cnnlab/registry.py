@@ -177,13 +177,13 @@ def _common_keys(kind: str) -> list[str]:
 
 
 def store_schemas() -> None:
-    """Every entry's dataclass into Hydra's ConfigStore as schema/<kind>/<name>."""
-    from hydra.core.config_store import ConfigStore
+    """Every entry's dataclass into Hydra's ConfigStore as schema/<kind>/<name>, each turned into a
+    config node only when a compose loads it (cnnlab/lazy_schema.py)."""
+    from cnnlab import lazy_schema
 
-    store = ConfigStore.instance()
     for kind in KINDS:
         for name, entry in entries(kind).items():
-            store.store(group=f"schema/{kind}", name=name, node=entry.config)
+            lazy_schema.store(f"schema/{kind}", name, entry.config)
 
 
 def require(ok: bool, key: str, allowed: str, value: Any) -> None:
