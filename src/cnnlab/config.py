@@ -15,7 +15,6 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnlab import registry
 from cnnlab.data_schema import DatasetCommon as DatasetConfig
 from cnnlab.errors import ConfigError
 from cnnlab import parallelism  # noqa: F401 - registers ${cnnlab_sweep_workers:} (hydra/launcher=auto)
@@ -28,8 +27,7 @@ from cnnlab.registry import make_config
 # ---------------------------------------------------------------- dataset
 # Each source registers its own typed config (cnnlab/data_schema.py): `validate` builds the chosen
 # source's, so a key that does nothing with it is refused. DatasetConfig (imported above) is the keys
-# every source has.
-DATASETS = registry.names("dataset")
+# every source has. `validate` refuses an unregistered name through the registry (registry.get).
 
 
 # ---------------------------------------------------------------- model
@@ -38,10 +36,6 @@ DATASETS = registry.names("dataset")
 # every family has.
 
 # ---------------------------------------------------------------- optimizer, schedule, loss
-OPTIMIZERS = registry.names("optim")  # the registered ones (cnnlab/optim_schema.py)
-SCHEDULES = registry.names("sched")
-
-
 # Each optimizer and schedule registers its own typed config (cnnlab/optim_schema.py); OptimConfig and
 # SchedConfig (imported above) are the keys all of them have.
 
@@ -180,8 +174,7 @@ def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
 
 
 def _check_ranges(s: RootConfig) -> None:
-    d, o, sc, t = s.dataset, s.optim, s.sched, s.trainer
-    _require(d.name in DATASETS, "dataset.name", "one of " + ", ".join(DATASETS), d.name)
+    d, o, t = s.dataset, s.optim, s.trainer
     _require(d.batch_size >= 1, "dataset.batch_size", "a positive integer", d.batch_size)
     _require(d.eval_batch_size is None or d.eval_batch_size >= 1, "dataset.eval_batch_size",
              "a positive integer or null", d.eval_batch_size)
@@ -196,11 +189,8 @@ def _check_ranges(s: RootConfig) -> None:
         _require(values is None or len(values) >= 1, f"dataset.{name}", "a list of floats or null", values)
     _require(d.std is None or all(v > 0 for v in d.std), "dataset.std", "positive", d.std)
 
-    _require(o.name in OPTIMIZERS, "optim.name", "one of " + ", ".join(OPTIMIZERS), o.name)
     _require(o.lr > 0, "optim.lr", "positive", o.lr)
     _require(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)
-
-    _require(sc.name in SCHEDULES, "sched.name", "one of " + ", ".join(SCHEDULES), sc.name)
 
     _require(s.loss.l1 >= 0, "loss.l1", ">= 0", s.loss.l1)
     _require(s.loss.l2 >= 0, "loss.l2", ">= 0", s.loss.l2)
