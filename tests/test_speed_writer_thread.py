@@ -37,7 +37,7 @@ def test_calls_wait_for_the_writer_and_reach_it():
     assert real.closed
 
 
-def test_an_error_on_the_thread_is_raised_at_the_first_call_and_close_does_not_raise():
+def test_an_error_on_the_thread_is_raised_at_the_first_call_and_close_does_not_raise(caplog):
     def failing_task(_writer):
         raise TrainingError("could not write train_batch.png: the disk is full.")
 
@@ -48,6 +48,7 @@ def test_an_error_on_the_thread_is_raised_at_the_first_call_and_close_does_not_r
 
     unseen = WriterThread(_Writer, tasks=[failing_task])
     unseen.close()  # never touched (a run stopped in its first epoch): logged, not raised
+    assert "opened, then its thread failed: could not write train_batch.png" in caplog.text
 
 
 def test_training_starts_before_the_writer_opens_and_everything_is_logged(train_run, tmp_path, monkeypatch):

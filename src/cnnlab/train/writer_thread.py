@@ -51,6 +51,7 @@ class WriterThread:
         # Never raises: close() runs in a `finally`, where a second error would hide the first.
         self._thread.join()
         if self._error is not None and not self._reported:
-            log.warning(f"cnnlab: TensorBoard's writer did not open: {self._error}")
+            what = "did not open" if self._writer is None else "opened, then its thread failed"
+            log.warning(f"cnnlab: TensorBoard's writer {what}: {self._error}")
         if self._writer is not None:
             self._writer.close()
