@@ -80,7 +80,9 @@ def test_a_nested_dict_composes_the_same_config_as_the_list(tmp_path):
     assert by_dict["test_acc"] == by_list["test_acc"]
 
 
-@pytest.mark.parametrize("bad", [["optim.lrr=0.1"], ["optim.lr=-1"], ["model=nope"], ["trainer.max_epochs=abc"]])
+@pytest.mark.parametrize("bad", [["optim.lrr=0.1"], ["optim.lr=-1"], ["model=nope"], ["trainer.max_epochs=abc"],
+                                 ["model=resnet18", "model.inception=naive"],  # another family's key
+                                 ["dataset=mnist", "dataset.num_samples=3"]])  # another source's key
 def test_a_bad_override_raises_the_message_the_command_line_prints(tmp_path, bad, capfd):
     with pytest.raises(ConfigError) as caught:
         cnnlab.train(SMALL + bad + [f"hydra.run.dir={tmp_path / 'run'}"])

@@ -91,8 +91,10 @@ def run_composed(overrides: List[str], task: Callable[[Any, Path, List[str]], di
     """
     from cnnlab import cli  # registers the schema and the run-folder resolvers, as the command does
 
-    groups = [p.name for p in Path(cli._config_dir()).iterdir() if p.is_dir()]
-    problem = cli.unknown_key_message(overrides, groups) or cli._unwritable_output(overrides)
+    conf = Path(cli._config_dir())
+    groups = [p.name for p in conf.iterdir() if p.is_dir()]
+    problem = (cli.unknown_key_message(overrides, groups) or cli.family_key_message(overrides, conf)
+               or cli._unwritable_output(overrides))  # the command line's checks, in its order
     if problem:
         raise ConfigError(problem)
 
