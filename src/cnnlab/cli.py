@@ -15,12 +15,11 @@ import tempfile
 from pathlib import Path
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import hydra_errors, naming, registry, run_mode, rundir, sweep, sweep_validation
-from cnnlab.config import RootConfig, validate
+from cnnlab import fast_yaml, hydra_errors, lazy_schema, naming, registry, run_mode, rundir, sweep, sweep_validation
+from cnnlab.config import RootConfig, root_schema, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
 from cnnlab.override_keys import family_key_message, unknown_key_message
@@ -35,9 +34,11 @@ def _config_dir() -> str:
     return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
 
 
+fast_yaml.install()  # conf/'s YAML files parsed in C, to the same values
+lazy_schema.install()  # dataclasses stored from here on (cnnlab's, the plugins') become nodes when loaded
 # The typed schema sits under every YAML file (conf/config.yaml lists it first), so every key can be
 # overridden from the shell, a misspelt key is refused and a value of the wrong type is caught.
-ConfigStore.instance().store(name="cnnlab_schema", node=RootConfig)
+lazy_schema.store(None, "cnnlab_schema", RootConfig, make=root_schema)
 registry.store_schemas()  # schema/model/<family>, ...: each preset in conf/ names its own in its defaults
 OmegaConf.register_new_resolver("cnnlab_run_name", run_name, replace=True)
 sweep_validation.install()  # a sweep's up-front check composes each distinct override once, not every job

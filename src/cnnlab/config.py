@@ -6,6 +6,7 @@ file answers "what can I set?".
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -139,6 +140,13 @@ def default_data_dir() -> Path:
     return Path(base) / "cnnlab" / "data"
 
 
+@functools.lru_cache(maxsize=None)
+def root_schema() -> DictConfig:
+    """RootConfig as an OmegaConf node, made once per process (~15 ms): Hydra's compose loads it as
+    cnnlab_schema and every validate merges onto it, and both copy it first."""
+    return OmegaConf.structured(RootConfig)
+
+
 def validate(cfg: DictConfig) -> RootConfig:
     """Return the run's config as typed dataclasses, or raise ConfigError naming the bad key."""
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -147,7 +155,7 @@ def validate(cfg: DictConfig) -> RootConfig:
     optim, sched = plain.pop("optim", {}), plain.pop("sched", {})
     dataset = plain.pop("dataset", {})
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RootConfig), plain)
+        merged = OmegaConf.merge(root_schema(), plain)  # merge copies it: the cached node stays as made
         settings: RootConfig = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(_describe_omegaconf_error(exc)) from None
