@@ -206,3 +206,31 @@ def test_summary_leaves_the_model_as_it_was():
     text = summarize(model, (3, 32, 32))
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert f"Total params: {count_params(model)[0]:,}" in text and "layer1.0 (BasicBlock)" in text
+
+
+@pytest.mark.parametrize("size, ceil, side", [(28, False, 3), (28, True, 4), (32, False, 4), (32, True, 4)])
+def test_pool_ceil_keeps_an_odd_maps_last_row_and_column(size, ceil, side):
+    model = build_model(preset("fast_cnn", pool_ceil=ceil), (1, size, size), 10)
+    assert model.features(torch.zeros(2, 1, size, size)).shape == (2, 64, side, side)
+    assert model.classifier[1].in_features == 64 * side * side
+    assert all(m.ceil_mode == ceil for m in model.features if isinstance(m, torch.nn.MaxPool2d))
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_the_cnn_flatten_gives_nn_flattens_numbers_and_keeps_the_gradients_layout(layout):
+    from cnnlab.models.layers import Flatten
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 7, 7).contiguous(memory_format=layout)
+    grad = torch.randn(4, 8 * 7 * 7)
+    results = []
+    for flatten in (torch.nn.Flatten(), Flatten()):
+        leaf = x.clone().requires_grad_()
+        y = flatten(torch.relu(leaf))
+        y.backward(grad)
+        results.append((y, leaf.grad))
+    (y0, g0), (y1, g1) = results
+    assert torch.equal(y0, y1) and torch.equal(g0, g1)
+    assert g1.is_contiguous(memory_format=layout)
+    model = build_model(preset("fast_cnn"), (1, 28, 28), 10)
+    assert isinstance(model.classifier[0], Flatten)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from cnnlab.models.layers import activation, conv_out
+from cnnlab.models.layers import Flatten, activation, conv_out
 from cnnlab.models.schema import CNNConfig
 
 
@@ -40,12 +40,12 @@ def build_cnn(cfg: CNNConfig, shape: tuple, num_classes: int) -> nn.Module:
             channels = out
             last = i == len(block) - 1
             if last and pool and min(h, w) >= 2:
-                features.append(nn.MaxPool2d(2))
-                h, w = h // 2, w // 2
+                features.append(nn.MaxPool2d(2, ceil_mode=cfg.pool_ceil))
+                h, w = (-(-h // 2), -(-w // 2)) if cfg.pool_ceil else (h // 2, w // 2)
             if cfg.batch_norm:
                 features.append(nn.BatchNorm2d(out))
             features.append(activation(cfg.activation))
-    classifier: list[nn.Module] = [nn.Flatten()]
+    classifier: list[nn.Module] = [Flatten()]  # nn.Flatten's numbers, faster in channels_last
     width = channels * h * w
     for size in [*cfg.dense, None]:
         if cfg.dropout > 0:

@@ -23,6 +23,32 @@ def small_input(shape: tuple, stem: str, threshold: int = 64) -> bool:
     return min(shape[1], shape[2]) < threshold
 
 
+class _FlattenKeepingLayout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        return x.contiguous().flatten(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.reshape(ctx.shape).contiguous(memory_format=torch.channels_last)
+
+
+class Flatten(nn.Flatten):
+    """nn.Flatten (the same numbers, in NCHW order) whose gradient keeps a channels_last map's layout.
+
+    Flattening a channels_last map hands back an NCHW gradient, and the ReLU before it then computes
+    its gradient over two layouts at once: 1.7 ms a step for fast_cnn's last 64x7x7 map on 2 cores,
+    against 0.1 ms for the layout the map has. Converting the gradient once costs one copy.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.dim() == 4 and x.requires_grad and self.start_dim == 1 and self.end_dim == -1
+                and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+            return _FlattenKeepingLayout.apply(x)
+        return super().forward(x)
+
+
 class StridedPointwiseConv(nn.Conv2d):
     """A 1x1 convolution with a stride (ResNet's projection shortcut) that never crashes on the CPU.
 

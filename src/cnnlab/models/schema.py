@@ -70,6 +70,7 @@ class CNNConfig(ModelCommon):
     kernel_size: int = 3
     padding: str = "valid"  # valid | same
     pool: Any = True  # max pool after each block: true/false for all, or one per block
+    pool_ceil: bool = False  # an odd map pools to the larger size (7x7 -> 4x4), keeping its last row and column
     dense: List[int] = field(default_factory=lambda: [128])  # dense layers after the flatten
     batch_norm: bool = False  # conv -> pool -> BN -> activation; Dense -> BN -> activation
 
