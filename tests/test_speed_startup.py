@@ -120,3 +120,14 @@ def test_validate_merges_onto_one_cached_schema_that_no_run_changes():
     assert (first.seed, first.trainer.max_epochs, first.loss.label_smoothing) == (7, 3, 0.2)
     assert (second.seed, second.trainer.max_epochs, second.loss.label_smoothing) != (7, 3, 0.2)
     assert root_schema() is root_schema() and OmegaConf.to_yaml(root_schema()) == fresh
+
+
+def test_a_broken_yaml_file_is_still_refused_in_one_paragraph_naming_its_line(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "broken.yaml").write_text("# @package _global_\nseed: [1, 2\n")
+    done = run_cli([f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "+experiment=broken"], cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "broken.yaml\", line 2" in done.stderr and "']'" in done.stderr
