@@ -131,3 +131,26 @@ def test_a_broken_yaml_file_is_still_refused_in_one_paragraph_naming_its_line(tm
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert "broken.yaml\", line 2" in done.stderr and "']'" in done.stderr
+
+
+def test_a_lazy_store_names_its_entry_as_hydras_store_does():
+    from dataclasses import dataclass
+
+    from hydra.core.config_store import ConfigStore
+
+    import cnnlab.cli  # noqa: F401 - installs the lazy store
+
+    @dataclass
+    class Probe:
+        size: int = 3
+
+    store = ConfigStore.instance()
+    store.store(group="cnnlab_test/probe", name="plain", node=Probe)
+    store.store(group="cnnlab_test/probe", name="suffixed.yaml", node=Probe(size=5), package="here")
+    try:
+        assert sorted(store.list("cnnlab_test/probe")) == ["plain.yaml", "suffixed.yaml"]
+        assert store.load("cnnlab_test/probe/plain.yaml").node.size == 3
+        loaded = store.load("cnnlab_test/probe/suffixed.yaml")
+        assert (loaded.node.size, loaded.package, loaded.group) == (5, "here", "cnnlab_test/probe")
+    finally:
+        store.repo.pop("cnnlab_test")

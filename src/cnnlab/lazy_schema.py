@@ -46,7 +46,8 @@ def store(group: Optional[str], name: str, schema: Any, package: Optional[str] =
     folder = ConfigStore.instance().repo
     for part in group.split("/") if group else ():
         folder = folder.setdefault(part, {})
-    folder[f"{name}.yaml"] = LazySchema(f"{name}.yaml", schema, group, package, provider, make)
+    name = name if name.endswith(".yaml") else f"{name}.yaml"  # as Hydra names its entries
+    folder[name] = LazySchema(name, schema, group, package, provider, make)
 
 
 _eager_store = ConfigStore.store
