@@ -2,8 +2,8 @@
 
 OmegaConf.load (which Hydra calls for each file of conf/) parses with PyYAML's pure-Python loader, a
 new loader class per file: ~20 ms of every command's start-up on 2 cores, against ~1 ms in C. The
-class here keeps OmegaConf's two changes to SafeLoader (a duplicate key is an error; YAML 1.2 floats
-such as 1e-3, and no timestamps) and only swaps the parser, so each file loads to the same values
+class here is OmegaConf's own loader (a duplicate key is an error; YAML 1.2 floats such as 1e-3, and
+no timestamps) with only the parser swapped, so each file loads to the same values
 (tests/test_speed_startup.py). Where PyYAML was built without libyaml nothing changes.
 """
 from __future__ import annotations
@@ -14,26 +14,17 @@ import yaml
 from omegaconf import _utils
 
 
-_OMEGACONFS = _utils.get_yaml_loader  # OmegaConf's own, kept for its resolvers (and the tests)
+_OMEGACONFS = _utils.get_yaml_loader  # OmegaConf's own, as it was before install() replaced it
 
 
 def _loader() -> Any:
     pure = _OMEGACONFS()
 
-    class OmegaConfCLoader(yaml.CSafeLoader):  # type: ignore[misc, name-defined]
-        def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
-            keys = set()
-            for key_node, _ in node.value:
-                if key_node.tag != yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG:
-                    continue
-                if key_node.value in keys:
-                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
-                                                            f"found duplicate key {key_node.value}",
-                                                            key_node.start_mark)
-                keys.add(key_node.value)
-            return super().construct_mapping(node, deep=deep)
+    # CSafeLoader first in the MRO (its __init__ and libyaml's parser), then OmegaConf's loader: its
+    # construct_mapping (the duplicate key check) and its resolvers are inherited, not copied
+    class OmegaConfCLoader(yaml.CSafeLoader, pure):  # type: ignore[misc, valid-type, name-defined]
+        pass
 
-    OmegaConfCLoader.yaml_implicit_resolvers = pure.yaml_implicit_resolvers  # shared, never changed
     return OmegaConfCLoader
 
 
