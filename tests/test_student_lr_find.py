@@ -84,3 +84,19 @@ def test_cnnlab_lrfind_is_a_console_script():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, function = scripts["cnnlab-lrfind"].partition(":")
     assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_the_default_thread_setting_auto_is_chosen_as_a_training_run_chooses_it(tmp_path, monkeypatch):
+    import torch
+
+    from cnnlab.train import threads
+
+    chosen = []
+    original = threads.choose_threads
+    monkeypatch.setattr(threads, "choose_threads", lambda *a: chosen.append(original(*a)) or chosen[-1])
+    before = torch.get_num_threads()
+    try:
+        found = cnnlab.lr_find(FAST + ["lr_find.steps=20", f"hydra.run.dir={tmp_path / 'find'}"])  # num_threads=auto
+        assert found["curve"]["lr"] and len(chosen) == 1 and chosen[0] >= 1
+    finally:
+        torch.set_num_threads(before)

@@ -41,11 +41,10 @@ def range_test(cfg, run_dir: Path, overrides: List[str]) -> dict:
     from cnnlab.models import build_model
     from cnnlab.optim import build_optimizer
     from cnnlab.train.objective import Objective
+    from cnnlab.train.threads import apply_threads
     from cnnlab.train.runtime import autocast, autocast_dtype, pick_device, seed_everything, use_channels_last
 
     lf = cfg.lr_find
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
     channels_last = use_channels_last(cfg.trainer.channels_last, cfg.model.family)
@@ -57,6 +56,7 @@ def range_test(cfg, run_dir: Path, overrides: List[str]) -> dict:
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    apply_threads(cfg.trainer.num_threads, model, data.shape, cfg.dataset.batch_size, device)  # as a run does
     optimizer = build_optimizer(dataclasses.replace(cfg.optim, lr=lf.start_lr), model.parameters())
     objective = Objective(cfg.loss, model)
     amp_dtype = autocast_dtype(cfg.trainer.precision, device)
