@@ -39,6 +39,7 @@ def range_test(cfg, run_dir: Path, overrides: List[str]) -> dict:
     from cnnlab.data import build_data
     from cnnlab.finetune import apply_finetune
     from cnnlab.models import build_model
+    from cnnlab.models.whiten import apply_whiten
     from cnnlab.optim import build_optimizer
     from cnnlab.train.objective import Objective
     from cnnlab.train.threads import apply_threads
@@ -52,6 +53,7 @@ def range_test(cfg, run_dir: Path, overrides: List[str]) -> dict:
     data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
     data = build_data(cfg.dataset, data_dir, device, generator, channels_last)
     model = build_model(cfg.model, data.shape, data.num_classes)
+    apply_whiten(model, cfg.model, data.train)  # model.whiten: from the training split only
     apply_finetune(model, cfg.model, cfg.finetune, data.shape, data.classes)
     model.to(device)
     if channels_last:

@@ -18,6 +18,7 @@ from cnnlab.diagnostics import diagnosis_of, save_diagnostics
 from cnnlab.errors import ConfigError
 from cnnlab.finetune import apply_finetune
 from cnnlab.models import build_model
+from cnnlab.models.whiten import apply_whiten
 from cnnlab.models.summary import count_params, summarize
 from cnnlab.optim import build_optimizer, build_schedule, resize_schedule
 from cnnlab.results import best_summary, write_results
@@ -60,6 +61,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     data = sanity.limit(data, cfg)  # trainer.fast_dev_run / trainer.overfit_batches
 
     model = build_model(cfg.model, data.shape, data.num_classes)
+    apply_whiten(model, cfg.model, data.train)  # model.whiten: from the training split only
     apply_finetune(model, cfg.model, cfg.finetune, data.shape, data.classes)  # model.pretrained, finetune.*
     model.to(device)
     if channels_last:

@@ -78,13 +78,17 @@ class DeviceLoader:
                 xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
             yield self.transform(xb), yb
 
+    def normalize(self, xb: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> float images as the network sees them, without augmentation."""
+        return torch.addcmul(self.shift, xb.to(torch.float32), self.scale)
+
     def transform(self, xb: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> augmented, normalized float batch."""
         if self.crop:
             xb = random_crop(xb, self.crop, self.generator)
         if self.flip:
             xb = random_flip(xb, self.generator)
-        out = torch.addcmul(self.shift, xb.to(torch.float32), self.scale)
+        out = self.normalize(xb)
         if self.channels_last:
             out = out.contiguous(memory_format=torch.channels_last)
         return out

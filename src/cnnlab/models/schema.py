@@ -73,9 +73,13 @@ class CNNConfig(ModelCommon):
     pool_ceil: bool = False  # an odd map pools to the larger size (7x7 -> 4x4), keeping its last row and column
     dense: List[int] = field(default_factory=lambda: [128])  # dense layers after the flatten
     batch_norm: bool = False  # conv -> pool -> BN -> activation; Dense -> BN -> activation
+    whiten: bool = False  # first conv = fixed whitening filters of the training patches, not trained (models/whiten.py)
 
     def check(self) -> None:
         super().check()
+        require(not (self.whiten and self.pretrained), "model.whiten",
+                "false with model.pretrained (whitening would overwrite the pretrained first convolution)",
+                self.whiten)
         require(all(len(block) >= 1 and all(c >= 1 for c in block) for block in self.blocks), "model.blocks",
                 "a list of blocks, each a non-empty list of channel counts >= 1", [list(b) for b in self.blocks])
         require(all(size >= 1 for size in self.dense), "model.dense", "a list of layer sizes >= 1",
