@@ -2,7 +2,7 @@
 
 airbench (KellerJordan/cifar10-airbench) starts its network with a convolution whose filters are
 the principal components of the training images' patches, each scaled to unit variance and kept
-with its negative, and does not train it. The rest of the network then learns from decorrelated
+with its negative, and does not train these filters. The rest of the network then learns from decorrelated
 inputs from its first step, and the first convolution needs no gradient. On experiment=fast
 (Fashion-MNIST, two epochs) it gains ~0.6 points of accuracy and makes a step ~15% shorter
 (docs/benchmarks.md).
