@@ -48,7 +48,7 @@ def test_a_first_convolution_the_components_cannot_fill_is_refused(blocks, shape
     from cnnlab.errors import ConfigError
 
     model = build_model(model_config({"family": "cnn", "blocks": blocks, "dense": []}), shape, 10)
-    with pytest.raises(ConfigError, match="model.whiten=true .* even number of filters, at most twice the values in a patch"):
+    with pytest.raises(ConfigError, match="model.whiten=true .* even number of filters, at most twice the values"):
         whiten.whiten_first_conv(model, torch.zeros(4, *shape))
 
 
