@@ -196,6 +196,28 @@ def test_an_incomplete_unpacked_folder_is_not_overwritten(tmp_path):
         load_source(config("cats_vs_dogs", download=False), tmp_path)
 
 
+def test_a_job_that_unpacks_second_keeps_the_first_jobs_folder(tmp_path, cnnlab_log):
+    """Two jobs of a parallel sweep unpack the same zip at once: the one that finishes second finds
+    the folder in place (it failed with 'Directory not empty' in a CI run) and uses it."""
+    archive = archives.ARCHIVES["cats_vs_dogs"]
+    zip_path = build_zip(tmp_path / archive.file, "cats_vs_dogs")
+    first = load_source(config("cats_vs_dogs", download=False), tmp_path)
+    archives._unpack(zip_path, archive, tmp_path)  # the second job, which had found no folder when it began
+    assert "unpacked by another job" in cnnlab_log.text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{archive.folder}-")]  # its copy removed
+    again = load_source(config("cats_vs_dogs", download=False), tmp_path)
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
+
+
+def test_a_second_unpacking_onto_an_incomplete_folder_still_fails(tmp_path):
+    archive = archives.ARCHIVES["cats_vs_dogs"]
+    zip_path = build_zip(tmp_path / archive.file, "cats_vs_dogs")
+    (tmp_path / archive.folder / "train" / "cats").mkdir(parents=True)
+    (tmp_path / archive.folder / "train" / "cats" / "note.txt").write_text("not an image")
+    with pytest.raises(OSError):
+        archives._unpack(zip_path, archive, tmp_path)
+
+
 def test_members_outside_the_top_folder_are_not_unpacked(tmp_path):
     archive = archives.ARCHIVES["cats_vs_dogs"]
     build_zip(tmp_path / "data" / archive.file, "cats_vs_dogs",

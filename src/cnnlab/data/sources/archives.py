@@ -160,7 +160,14 @@ def _unpack(zip_path: Path, archive: Archive, data_dir: Path) -> None:
         with zipfile.ZipFile(zip_path) as zf:
             members = [m for m in zf.infolist() if _inside(m.filename, archive.folder)]
             zf.extractall(tmp, members=members)
-        os.replace(tmp / archive.folder, root)
+        try:
+            os.replace(tmp / archive.folder, root)
+        except OSError:
+            # another job of a parallel sweep renamed its complete copy into place first: use that one
+            if not root.is_dir() or _missing_folders(root, archive):
+                raise
+            log.info(f"{root} was unpacked by another job meanwhile; using it")
+            return
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info(f"unpacked {zip_path.name} into {root}")
