@@ -442,3 +442,42 @@ def test_embedded_digits_are_scikit_learns():
     with np.load(DIGITS_FILE) as embedded:
         assert np.array_equal(embedded["images"], np.rint(digits.images * 255 / 16).astype(np.uint8))
         assert np.array_equal(embedded["labels"], digits.target)
+
+
+def _ensure_with_a_slow_fetch(folder: str, log: str, started: str, wait: bool) -> None:
+    """One job of a parallel sweep that needs the files: its download takes 1 s and is recorded. With
+    `wait`, it starts only once the other job is inside its download."""
+    import time
+
+    from cnnlab.data.sources.download import ensure_files
+
+    def fetch():
+        with open(log, "a") as f:
+            f.write("fetch\n")
+        Path(started).touch()
+        time.sleep(1.0)
+        (Path(folder) / "a.bin").write_bytes(b"done")
+
+    deadline = time.monotonic() + 60
+    while wait and not Path(started).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ensure_files("toy", [Path(folder)], ["a.bin"], download=True, fetch=[fetch], written=[Path(folder) / "a.bin"],
+                 how="")
+
+
+@pytest.mark.slow  # two fresh interpreters
+def test_two_jobs_that_need_the_same_files_download_them_once(tmp_path):
+    import multiprocessing
+
+    folder, log, started = tmp_path / "data", tmp_path / "fetches.log", tmp_path / "started"
+    folder.mkdir()
+    context = multiprocessing.get_context("spawn")
+    jobs = [context.Process(target=_ensure_with_a_slow_fetch, args=(str(folder), str(log), str(started), wait))
+            for wait in (True, False)]  # the waiting one first: it is ready before the other downloads
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(60)
+    assert [job.exitcode for job in jobs] == [0, 0]
+    assert log.read_text() == "fetch\n"  # the second waited for the lock, then found the first job's file
+    assert sorted(p.name for p in folder.iterdir()) == ["a.bin"]

@@ -7,9 +7,12 @@ or changed, so a half-written archive cannot poison the next run.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import tempfile
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from cnnlab.errors import DataError
 
@@ -49,7 +52,39 @@ def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *,
         return found
     if not download:
         raise DataError(_missing_message(dataset, folders[0], names, gz, "dataset.download=false", how))
-    log.info(f"dataset={dataset}: files not found, downloading them to {folders[0]} with {via}")
+    with download_lock(folders[0]):
+        found = find_files(folders, names, gz)  # another job of a parallel sweep fetched them while this one waited
+        if found is not None:
+            return found
+        _fetch(dataset, folders[0], fetch, written, names, gz, how, via)
+    found = find_files(folders, names, gz)
+    if found is None:
+        raise DataError(_missing_message(dataset, folders[0], names, gz, f"the download with {via} did not "
+                                         "produce them", how))
+    return found
+
+
+@contextlib.contextmanager
+def download_lock(folder: Path) -> Iterator[None]:
+    """One download into `folder` at a time, across this machine's processes (the jobs of a parallel
+    sweep all start on a dataset that is not there yet): an exclusive flock on a file in the system's
+    temporary folder named after `folder`, so that a failed download still leaves nothing in it."""
+    try:
+        import fcntl
+
+        key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]
+        handle = open(Path(tempfile.gettempdir()) / f"cnnlab-download-{key}.lock", "a")
+    except (ImportError, OSError):  # not POSIX, or no writable temporary folder: download without the lock
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _fetch(dataset: str, target: Path, fetch: Sequence[Callable[[], None]], written: Sequence[Path],
+           names: Sequence[str], gz: bool, how: str, via: str) -> None:
+    log.info(f"dataset={dataset}: files not found, downloading them to {target} with {via}")
     for step in fetch:
         before = _snapshot(written)
         try:
@@ -59,12 +94,7 @@ def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *,
             if not isinstance(exc, Exception):
                 raise
             reason = f"the download failed ({_one_line(exc)})"
-            raise DataError(_missing_message(dataset, folders[0], names, gz, reason, how)) from None
-    found = find_files(folders, names, gz)
-    if found is None:
-        raise DataError(_missing_message(dataset, folders[0], names, gz, f"the download with {via} did not "
-                                         "produce them", how))
-    return found
+            raise DataError(_missing_message(dataset, target, names, gz, reason, how)) from None
 
 
 def _missing_message(dataset: str, target: Path, names: Sequence[str], gz: bool, reason: str, how: str) -> str:
