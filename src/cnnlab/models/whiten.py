@@ -37,7 +37,7 @@ def check_fits(conv: nn.Conv2d) -> None:
     """The filters come in +/- pairs of principal components: an even count, at most 2 x patch size."""
     dims = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
     n = conv.out_channels
-    if n % 2 or n > 2 * dims or conv.groups != 1 or conv.stride != (1, 1) or conv.dilation != (1, 1):
+    if n % 2 or n > 2 * dims:  # the cnn family's convolutions are plain (stride 1, no groups or dilation)
         raise ConfigError(
             f"model.whiten=true makes the first convolution's {n} filters the +/- pairs of the training "
             f"patches' top {n // 2} principal components, so it needs an even number of filters, at most "
