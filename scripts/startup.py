@@ -1,4 +1,5 @@
-"""Start-up of the default run, from the command to the first training step, beside `import torch`.
+"""Start-up of the default run, from the command to the first training step, beside `import torch`,
+and its exit: from its last line of output to the end of the process.
 
     python scripts/startup.py
     python scripts/startup.py --repeats 7 -- dataset=fashion_mnist
@@ -6,7 +7,8 @@
 Runs the real `cnnlab` command (`python -m cnnlab`, plus any overrides after `--`) `--repeats` times
 after one warm-up run, and reads `startup_seconds` from each run's results.json. Between runs it
 times `import torch` in a bare interpreter: on a shared machine that import swings by a second, and
-the rest of cnnlab's start-up is the difference. Prints the runs, their medians and one JSON line.
+the rest of cnnlab's start-up is the difference. The exit is what the user waits for after the
+result is printed (the interpreter's teardown). Prints the runs, their medians and one JSON line.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -26,12 +29,19 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def cnnlab_startup(overrides: list[str], folder: Path) -> float:
+def cnnlab_startup(overrides: list[str], folder: Path) -> tuple[float, float]:
+    """(start-up, exit) seconds of one run of the real command."""
     # the real default, train_batch.png included (it is drawn beside the first epoch); the figures after
     # training only lengthen each run
     command = [sys.executable, "-m", "cnnlab", *overrides, f"hydra.run.dir={folder}"]
-    subprocess.run(command, check=True, capture_output=True)
-    return json.loads((folder / "results.json").read_text())["startup_seconds"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    last_line = time.perf_counter()
+    for _ in process.stdout:
+        last_line = time.perf_counter()
+    if process.wait():
+        raise SystemExit(f"{' '.join(command)} exited with {process.returncode}")
+    exit_seconds = time.perf_counter() - last_line
+    return json.loads((folder / "results.json").read_text())["startup_seconds"], exit_seconds
 
 
 def torch_import_seconds() -> float:
@@ -47,16 +57,19 @@ def main() -> None:
         cnnlab_startup(a.overrides, Path(tmp) / "warm-up")  # fills the file cache and .pyc files
         runs = []
         for k in range(a.repeats):
-            runs.append((cnnlab_startup(a.overrides, Path(tmp) / f"run{k}"), torch_import_seconds()))
-    for k, (startup, torch_import) in enumerate(runs):
-        print(f"  run {k}: start-up {startup:.2f} s   import torch {torch_import:.2f} s")
-    startup = statistics.median(s for s, _ in runs)
-    torch_import = statistics.median(t for _, t in runs)
+            runs.append((*cnnlab_startup(a.overrides, Path(tmp) / f"run{k}"), torch_import_seconds()))
+    for k, (startup, leave, torch_import) in enumerate(runs):
+        print(f"  run {k}: start-up {startup:.2f} s   import torch {torch_import:.2f} s   exit {leave:.2f} s")
+    startup = statistics.median(s for s, _, _ in runs)
+    leave = statistics.median(e for _, e, _ in runs)
+    torch_import = statistics.median(t for _, _, t in runs)
     print(f"  median: start-up {startup:.2f} s, import torch {torch_import:.2f} s, "
-          f"the rest {startup - torch_import:.2f} s")
-    print(json.dumps({"overrides": a.overrides, "startup_seconds": [s for s, _ in runs],
-                      "import_torch_seconds": [round(t, 3) for _, t in runs],
-                      "median_startup": startup, "median_import_torch": round(torch_import, 3)}))
+          f"the rest {startup - torch_import:.2f} s; exit {leave:.2f} s after the last line")
+    print(json.dumps({"overrides": a.overrides, "startup_seconds": [s for s, _, _ in runs],
+                      "import_torch_seconds": [round(t, 3) for _, _, t in runs],
+                      "exit_seconds": [round(e, 3) for _, e, _ in runs],
+                      "median_startup": startup, "median_import_torch": round(torch_import, 3),
+                      "median_exit": round(leave, 3)}))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab import fast_yaml, hydra_errors, lazy_schema, naming, registry, run_mode, rundir, sweep, sweep_validation
+from cnnlab import (fast_yaml, hydra_errors, lazy_schema, naming, quick_exit, registry, run_mode, rundir, sweep,
+                    sweep_validation)
 from cnnlab.config import RootConfig, root_schema, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -65,6 +66,7 @@ def _hydra_main(cfg: DictConfig):
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
     lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 holds the folder and speaks
+    quick_exit.install()  # a sweep's worker process too: its main process waits for it to exit
     try:
         if lead:
             naming.release_unused(run_dir)  # a dated folder claimed while a preset's own replaced it
@@ -169,6 +171,7 @@ def main() -> None:
     argv = sys.argv[1:]
     _help_asked = "--help" in argv or "-h" in argv
     sweep.forget()
+    quick_exit.install()
     if "--version" in argv:
         import cnnlab
         print(f"cnnlab {cnnlab.__version__} (Hydra {hydra.__version__})")

@@ -240,6 +240,9 @@ _exit_code = 0
 
 
 def main() -> None:
+    from cnnlab import quick_exit
+
+    quick_exit.install()  # torch loaded: leave without the collector's walks at exit
     import hydra
 
     from cnnlab import cli

@@ -101,6 +101,9 @@ def format_top(name: str, probs: torch.Tensor, classes: Sequence[str], k: int) -
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from cnnlab import quick_exit
+
+    quick_exit.install()  # torch loaded: leave without the collector's walks at exit
     parser = argparse.ArgumentParser(
         prog="cnnlab-predict",
         description="Print the most likely classes, with probabilities, that a trained cnnlab model gives "

@@ -116,6 +116,9 @@ def make_report(sources: Union[Path, str, Sequence[Union[Path, str]]], figures: 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from cnnlab import quick_exit
+
+    quick_exit.install()  # torch loaded: leave without the collector's walks at exit
     parser = argparse.ArgumentParser(
         prog="cnnlab-report",
         description="Summarise sweeps: a table of configurations (runs differing only in seed grouped as "
