@@ -53,7 +53,7 @@ def test_a_first_convolution_the_components_cannot_fill_is_refused(blocks, shape
 
 
 def test_the_run_whitens_on_the_training_split_and_never_trains_the_filters(train_run, monkeypatch):
-    import cnnlab.run
+    import cnnlab.models.for_run as for_run
 
     seen = []
 
@@ -62,7 +62,7 @@ def test_the_run_whitens_on_the_training_split_and_never_trains_the_filters(trai
         whiten.apply_whiten(model, cfg, train)
         seen.append(whiten.first_conv(model).weight.detach().clone())
 
-    monkeypatch.setattr(cnnlab.run, "apply_whiten", recording)
+    monkeypatch.setattr(for_run, "apply_whiten", recording)  # the run's model is built there
     results, run_dir = train_run(["model=fast_cnn", "model.whiten=true", "trainer.max_epochs=3"])
     train, filters = seen
     assert len(train.x) == 1293 and train.shuffle  # digits' training split, not its 144 val / 360 test images

@@ -54,7 +54,7 @@ def test_an_error_on_the_thread_is_raised_at_the_first_call_and_close_does_not_r
 def test_training_starts_before_the_writer_opens_and_everything_is_logged(train_run, tmp_path, monkeypatch):
     import cnnlab.run as run
 
-    events, build, open_writer = [], run.build_model, run._open_writer
+    events, build, open_writer = [], run.build_run_model, run._open_writer
 
     def slow_open(run_dir):
         time.sleep(0.5)  # longer than the first step: the step must not wait for it
@@ -71,7 +71,7 @@ def test_training_starts_before_the_writer_opens_and_everything_is_logged(train_
         return model
 
     monkeypatch.setattr(run, "_open_writer", slow_open)
-    monkeypatch.setattr(run, "build_model", hooked)
+    monkeypatch.setattr(run, "build_run_model", hooked)
     results, run_dir = train_run(["trainer.max_epochs=2", "trainer.diagnostics=true"])
     assert events[:2] == ["step", "writer open"]
     tags = EventAccumulator(str(run_dir)).Reload().Tags()

@@ -53,12 +53,12 @@ def test_matplotlib_is_not_imported_before_the_first_step(tmp_path):
     code = f"""
 import sys
 import cnnlab, cnnlab.run as run
-build, seen = run.build_model, []
+build, seen = run.build_run_model, []
 def hooked(*args, **kwargs):
     model = build(*args, **kwargs)
     model.register_forward_pre_hook(lambda module, inputs: seen.append("matplotlib" in sys.modules))
     return model
-run.build_model = hooked
+run.build_run_model = hooked
 cnnlab.train(["trainer.max_epochs=1", "trainer.summary=false", "trainer.progress=false", "device=cpu",
               "trainer.num_threads=1", "hydra.run.dir={tmp_path / 'run'}"])
 print(seen[0], "matplotlib" in sys.modules)

@@ -37,9 +37,7 @@ def range_test(cfg, run_dir: Path, overrides: List[str]) -> dict:
 
     from cnnlab.config import default_data_dir
     from cnnlab.data import build_data
-    from cnnlab.finetune import apply_finetune
-    from cnnlab.models import build_model
-    from cnnlab.models.whiten import apply_whiten
+    from cnnlab.models.for_run import build_run_model
     from cnnlab.optim import build_optimizer
     from cnnlab.train.objective import Objective
     from cnnlab.train.threads import apply_threads
@@ -52,12 +50,7 @@ def range_test(cfg, run_dir: Path, overrides: List[str]) -> dict:
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
     data = build_data(cfg.dataset, data_dir, device, generator, channels_last)
-    model = build_model(cfg.model, data.shape, data.num_classes)
-    apply_whiten(model, cfg.model, data.train)  # model.whiten: from the training split only
-    apply_finetune(model, cfg.model, cfg.finetune, data.shape, data.classes)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    model = build_run_model(cfg, data, device, channels_last)  # as a run builds it
     apply_threads(cfg.trainer.num_threads, model, data.shape, cfg.dataset.batch_size, device)  # as a run does
     optimizer = build_optimizer(dataclasses.replace(cfg.optim, lr=lf.start_lr), model.parameters())
     objective = Objective(cfg.loss, model)

@@ -16,9 +16,7 @@ from cnnlab.data import DataBundle, build_data
 from cnnlab.data.preview import train_batch_task
 from cnnlab.diagnostics import diagnosis_of, save_diagnostics
 from cnnlab.errors import ConfigError
-from cnnlab.finetune import apply_finetune
-from cnnlab.models import build_model
-from cnnlab.models.whiten import apply_whiten
+from cnnlab.models.for_run import build_run_model
 from cnnlab.models.summary import count_params, summarize
 from cnnlab.optim import build_optimizer, build_schedule, resize_schedule
 from cnnlab.results import best_summary, write_results
@@ -60,12 +58,7 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
     data = build_data(cfg.dataset, data_dir, device, generator, channels_last)
     data = sanity.limit(data, cfg)  # trainer.fast_dev_run / trainer.overfit_batches
 
-    model = build_model(cfg.model, data.shape, data.num_classes)
-    apply_whiten(model, cfg.model, data.train)  # model.whiten: from the training split only
-    apply_finetune(model, cfg.model, cfg.finetune, data.shape, data.classes)  # model.pretrained, finetune.*
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    model = build_run_model(cfg, data, device, channels_last)  # model.whiten, model.pretrained, finetune.*
     total_params, trainable_params = count_params(model)
     threads = apply_threads(cfg.trainer.num_threads, model, data.shape, cfg.dataset.batch_size, device)
     log.info(f"cnnlab: {cfg.model.name} on {cfg.dataset.name} ({len(data.train.x):,} train / "
