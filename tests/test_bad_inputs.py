@@ -240,6 +240,22 @@ def test_a_value_refused_only_when_its_job_composes_keeps_the_jobs_before_it(tmp
     assert [r["status"] for r in done] == ["completed"] and done[0]["seed"] == 0
 
 
+@pytest.mark.parametrize("values", [["seed=0,1", "optim.lr=-1"], ["seed=0,1", "optim.lr=0.1,-1"]],
+                         ids=["every job", "one value of two"])
+def test_a_sweep_refuses_a_value_out_of_range_before_its_first_job(tmp_path, values):
+    # Hydra's compose checks types only: cnnlab's own ranges are checked on the composed jobs up front,
+    # so a bad learning rate is not tried, and refused, once per job
+    sweep = tmp_path / "sweep"
+    with _cwd(tmp_path):
+        code, out = _main(["-m", *TINY, "hydra/launcher=basic", *values, f"hydra.sweep.dir={sweep}"])
+    assert code == 2, out
+    message = out.split("cnnlab: error: ", 1)[-1].strip()
+    assert "optim.lr=-1.0 is not allowed: optim.lr must be positive (in the sweep's job " in message, out
+    assert "trainer.num_threads=1 seed=0 optim.lr=-1). Nothing was run." in message
+    assert "\n" not in message and "Traceback" not in out
+    assert not list(sweep.glob("**/results.json")) and not list(sweep.glob("**/checkpoints"))
+
+
 def test_the_up_front_check_composes_each_override_once_not_each_job():
     from cnnlab.sweep_validation import covering_jobs
 
