@@ -116,6 +116,7 @@ def test_optuna_refuses_a_fixed_value_out_of_range_before_its_first_trial(tmp_pa
     assert "Launching" not in proc.stdout and not list(folder.glob("**/results.json"))
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # no deprecated attribute read: a search would print it
 @pytest.mark.parametrize("distribution, middle", [
     ("UniformDistribution(0.0, 0.5)", 0.25),
     ("LogUniformDistribution(1e-4, 1e-2)", 1e-3),

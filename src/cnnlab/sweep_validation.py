@@ -68,7 +68,9 @@ def middle_of(distribution) -> Any:
     kind = type(distribution).__name__
     log = "Log" in kind or getattr(distribution, "log", False)
     middle = math.sqrt(low * high) if log and low > 0 else (low + high) / 2
-    step = getattr(distribution, "q", None) or getattr(distribution, "step", None)
+    step = getattr(distribution, "q", None)
+    if step is None and not log:  # reading a log distribution's step is deprecated in optuna 2.10 (it is 1)
+        step = getattr(distribution, "step", None)
     if step:
         middle = low + round((middle - low) / step) * step
     return int(round(middle)) if "Int" in kind else middle
