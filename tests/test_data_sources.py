@@ -265,7 +265,76 @@ def test_downloaded_files_are_read_with_the_fast_reader(tmp_path, monkeypatch):
 
     fake = FakeTorchvision(monkeypatch, download)
     s = load_source(config("mnist", download=True), tmp_path)
-    assert fake.calls == [("MNIST", tmp_path, None)]
+    [(cls, root, split)] = fake.calls
+    assert (cls, root.parent, split) == ("MNIST", tmp_path, None) and root.name.startswith(".cnnlab-download-")
+    assert np.array_equal(s.train_x[:, 0].numpy(), made["train-images-idx3-ubyte"])
+
+
+def test_a_download_appears_in_the_data_folder_only_once_it_is_complete(tmp_path, monkeypatch):
+    # another machine's job reading the same shared folder (its lock is on its own machine) must
+    # never find a half-written file under its final name
+    seen_during = []
+
+    def download(cls, root, split):
+        made = make_idx_set(root / "MNIST" / "raw", gz=True)
+        seen_during.append(sorted(p.name for p in (tmp_path / "MNIST" / "raw").glob("*")) if made else None)
+
+    FakeTorchvision(monkeypatch, download)
+    s = load_source(config("mnist", download=True), tmp_path)
+    assert seen_during == [[]] and len(s.train_x) > 0
+    assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir()) == sorted(f"{n}.gz" for n in mnist_source.FILES)
+    assert [p.name for p in tmp_path.iterdir()] == ["MNIST"]  # the private download folder is gone
+
+
+def test_a_download_clears_private_folders_left_a_day_ago_and_keeps_recent_ones(tmp_path, monkeypatch):
+    old, recent = tmp_path / ".cnnlab-download-killed", tmp_path / ".cnnlab-download-another-node"
+    for folder in (old, recent):
+        (folder / "MNIST" / "raw").mkdir(parents=True)
+        (folder / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"half a file")
+    day_ago = os.stat(old).st_mtime - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    FakeTorchvision(monkeypatch, lambda cls, root, split: make_idx_set(root / "MNIST" / "raw", gz=True))
+    load_source(config("mnist", download=True), tmp_path)
+    assert not old.exists() and recent.exists()  # the recent one may still be being written
+
+
+def _download_then_hang(data_dir: str, started: str) -> None:
+    """A job killed in the middle of its download: half a file written, then it waits to be killed."""
+    import time
+
+    from cnnlab.config import DatasetConfig as Config
+    from cnnlab.data.sources import load_source as load
+
+    class Hanging:
+        def __init__(self, root, train=True, download=False):
+            raw = Path(root) / "MNIST" / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            (raw / "train-images-idx3-ubyte.gz").write_bytes(b"half a file")
+            Path(started).touch()
+            time.sleep(60)
+
+    import torchvision.datasets
+    torchvision.datasets.MNIST = Hanging
+    load(Config(name="mnist", download=True), Path(data_dir))
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_a_download_killed_midway_leaves_no_partial_file_for_the_next_run(tmp_path, monkeypatch):
+    import multiprocessing
+    import time
+
+    data_dir, started = tmp_path / "data", tmp_path / "started"
+    job = multiprocessing.get_context("spawn").Process(target=_download_then_hang, args=(str(data_dir), str(started)))
+    job.start()
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.kill()  # SIGKILL: no handler runs, nothing is cleaned up
+    job.join(10)
+    assert started.exists() and not (data_dir / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists()
+    made = {}
+    FakeTorchvision(monkeypatch, lambda cls, root, split: made.update(make_idx_set(root / "MNIST" / "raw", gz=True)))
+    s = load_source(config("mnist", download=True), data_dir)  # the next run downloads again, and reads it
     assert np.array_equal(s.train_x[:, 0].numpy(), made["train-images-idx3-ubyte"])
 
 
@@ -451,18 +520,17 @@ def _ensure_with_a_slow_fetch(folder: str, log: str, started: str, wait: bool) -
 
     from cnnlab.data.sources.download import ensure_files
 
-    def fetch():
+    def fetch(root):
         with open(log, "a") as f:
             f.write("fetch\n")
         Path(started).touch()
         time.sleep(1.0)
-        (Path(folder) / "a.bin").write_bytes(b"done")
+        (root / "a.bin").write_bytes(b"done")
 
     deadline = time.monotonic() + 60
     while wait and not Path(started).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    ensure_files("toy", [Path(folder)], ["a.bin"], download=True, fetch=[fetch], written=[Path(folder) / "a.bin"],
-                 how="")
+    ensure_files("toy", [Path(folder)], ["a.bin"], download=True, base=Path(folder), fetch=[fetch], how="")
 
 
 @pytest.mark.slow  # two fresh interpreters

@@ -98,8 +98,8 @@ def unpacked_folder(cfg: DatasetConfig, data_dir: Path, archive: Archive) -> Pat
     zip_path = data_dir / archive.file
     how = (f"It comes from {archive.url}: download it and put it at {zip_path} (not unpacked; cnnlab checks and "
            "unpacks it).")
-    ensure_files(cfg.name, [data_dir], [archive.file], download=cfg.download,
-                 fetch=[lambda: download(archive.url, zip_path)], written=[zip_path], how=how, via="urllib")
+    ensure_files(cfg.name, [data_dir], [archive.file], download=cfg.download, base=data_dir,
+                 fetch=[lambda root: download(archive.url, root / archive.file)], how=how, via="urllib")
     verify(zip_path, archive)
     _unpack(zip_path, archive, data_dir)
     return root
@@ -108,7 +108,7 @@ def unpacked_folder(cfg: DatasetConfig, data_dir: Path, archive: Archive) -> Pat
 def download(url: str, target: Path) -> None:
     """url -> target, through a temporary file beside it: target appears complete or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    log.info(f"downloading {url} to {target}")
+    log.info(f"downloading {url}")  # into a private folder first (download.py): ensure_files names where it lands
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:

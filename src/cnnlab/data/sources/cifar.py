@@ -63,16 +63,16 @@ def _class_names(path: Path, key: str) -> list[str]:
 
 def _load(cfg: DatasetConfig, data_dir: Path, folder: str, archive: str, train: list[str], test: str,
           meta: str, label_key: str, names_key: str, torchvision_class: str) -> Splits:
-    def fetch() -> None:
+    def fetch(root: Path) -> None:  # root stands for data_dir (download.py)
         import torchvision.datasets
 
-        # Downloads and unpacks the archive into data_dir; the constructor also reads it, once.
-        getattr(torchvision.datasets, torchvision_class)(str(data_dir), train=True, download=True)
+        # Downloads and unpacks the archive; the constructor also reads it, once.
+        getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)
 
     how = (f"They come from https://www.cs.toronto.edu/~kriz/{archive} (the python version): unpack it in "
            f"{data_dir}.")
     paths = ensure_files(cfg.name, [data_dir / folder], [*train, test, meta], download=cfg.download,
-                         fetch=[fetch], written=[data_dir / archive, data_dir / folder], how=how)
+                         base=data_dir, fetch=[fetch], how=how)
     classes = _class_names(paths[meta], names_key)
     train_x, train_y = _read_batches([paths[n] for n in train], label_key, len(classes))
     test_x, test_y = _read_batches([paths[test]], label_key, len(classes))

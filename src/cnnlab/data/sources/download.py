@@ -2,15 +2,23 @@
 
 Every file-based source goes through `ensure_files`: local copies first (in every folder the source
 knows), then `fetch` (a torchvision dataset class with download=True, imported only there), then a
-DataError listing the exact paths to fill by hand. A failed download deletes the files it created
-or changed, so a half-written archive cannot poison the next run.
+DataError listing the exact paths to fill by hand.
+
+A download writes into a private folder beside the data (`.cnnlab-download-*` in `base`), and only
+its finished files are moved into place, each with one rename. So no run ever finds a half-written
+file under a dataset's own name: not one on another node of a cluster reading the same shared folder
+while this one downloads (the lock below is per machine), and not the next run after a download
+killed midway. A failed download leaves nothing but what earlier steps finished.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import logging
+import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -39,13 +47,14 @@ def find_files(folders: Sequence[Path], names: Sequence[str], gz: bool = False) 
 
 
 def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *, download: bool,
-                 fetch: Sequence[Callable[[], None]], written: Sequence[Path], how: str,
+                 base: Path, fetch: Sequence[Callable[[Path], None]], how: str,
                  gz: bool = False, via: str = "torchvision") -> dict[str, Path]:
     """Paths of every file in `names`, found in `folders` (the first is where downloads land).
 
-    `fetch` are the download steps (one per torchvision call: a failure removes only what its own step
-    wrote, so a finished 180 MB file survives a failure of the next); `written` are the files and
-    folders they write; `how` is the sentence that tells a user offline where the files come from.
+    `fetch` are the download steps (one per torchvision call), each given a private folder that stands
+    for `base`: what a step writes there is moved into `base` when it finishes, so a finished 180 MB
+    file survives a failure of the next step. `how` is the sentence that tells a user offline where
+    the files come from.
     """
     found = find_files(folders, names, gz)
     if found is not None:
@@ -56,7 +65,7 @@ def ensure_files(dataset: str, folders: Sequence[Path], names: Sequence[str], *,
         found = find_files(folders, names, gz)  # another job of a parallel sweep fetched them while this one waited
         if found is not None:
             return found
-        _fetch(dataset, folders[0], fetch, written, names, gz, how, via)
+        _fetch(dataset, folders[0], base, fetch, names, gz, how, via)
     found = find_files(folders, names, gz)
     if found is None:
         raise DataError(_missing_message(dataset, folders[0], names, gz, f"the download with {via} did not "
@@ -82,19 +91,51 @@ def download_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def _fetch(dataset: str, target: Path, fetch: Sequence[Callable[[], None]], written: Sequence[Path],
+def _fetch(dataset: str, target: Path, base: Path, fetch: Sequence[Callable[[Path], None]],
            names: Sequence[str], gz: bool, how: str, via: str) -> None:
     log.info(f"dataset={dataset}: files not found, downloading them to {target} with {via}")
-    for step in fetch:
-        before = _snapshot(written)
-        try:
-            step()
-        except BaseException as exc:  # offline, proxy, HTTP error, full disk, Ctrl-C: all leave partial files
-            _remove_partial_files(written, before)
-            if not isinstance(exc, Exception):
-                raise
-            reason = f"the download failed ({_one_line(exc)})"
-            raise DataError(_missing_message(dataset, target, names, gz, reason, how)) from None
+    made = [p for p in (base, *base.parents) if not p.exists()]  # removed again if nothing lands in them
+    base.mkdir(parents=True, exist_ok=True)
+    _remove_stale_downloads(base)
+    try:
+        for step in fetch:
+            private = Path(tempfile.mkdtemp(dir=base, prefix=STAGING_PREFIX))
+            try:
+                step(private)
+                _move_into_place(private, base)
+            except BaseException as exc:  # offline, proxy, HTTP error, full disk, Ctrl-C: the private folder goes
+                if not isinstance(exc, Exception):
+                    raise
+                reason = f"the download failed ({_one_line(exc)})"
+                raise DataError(_missing_message(dataset, target, names, gz, reason, how)) from None
+            finally:
+                shutil.rmtree(private, ignore_errors=True)
+    finally:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+
+
+STAGING_PREFIX = ".cnnlab-download-"
+STALE_AFTER_S = 24 * 3600  # a private download folder this old belongs to a job killed long ago
+
+
+def _move_into_place(private: Path, base: Path) -> None:
+    """Every file under `private` to the same place under `base`, each with one atomic rename."""
+    for path in sorted(private.rglob("*")):
+        if path.is_dir():
+            continue
+        destination = base / path.relative_to(private)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, destination)
+
+
+def _remove_stale_downloads(base: Path) -> None:
+    """What jobs killed in mid-download left in `base`, once no download can still be writing it."""
+    for folder in base.glob(f"{STAGING_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - folder.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(folder)
 
 
 def _missing_message(dataset: str, target: Path, names: Sequence[str], gz: bool, reason: str, how: str) -> str:
@@ -108,27 +149,3 @@ def _missing_message(dataset: str, target: Path, names: Sequence[str], gz: bool,
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _snapshot(paths: Sequence[Path]) -> dict[Path, tuple[int, int]]:
-    """(size, mtime) of every file under `paths`; folders are recorded too, with (-1, -1)."""
-    seen: dict[Path, tuple[int, int]] = {}
-    for path in paths:
-        for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
-            try:
-                stat = p.stat()
-            except OSError:
-                continue
-            seen[p] = (-1, -1) if p.is_dir() else (stat.st_size, stat.st_mtime_ns)
-    return seen
-
-
-def _remove_partial_files(paths: Sequence[Path], before: dict[Path, tuple[int, int]]) -> None:
-    """Delete files a failed download created or changed, then the folders it created and left empty."""
-    after = _snapshot(paths)
-    changed = [p for p, state in after.items() if before.get(p) != state]
-    for p in sorted(changed, key=lambda p: len(p.parts), reverse=True):  # files before their folders
-        try:
-            p.rmdir() if p.is_dir() else p.unlink()
-        except OSError:  # a folder that is not empty, or a file we may not delete: leave it
-            pass

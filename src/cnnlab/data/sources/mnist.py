@@ -64,15 +64,15 @@ def _read_pair(images_path: Path, labels_path: Path, num_classes: int) -> tuple[
 
 def _load(cfg: DatasetConfig, data_dir: Path, folder: str, extra_folders: list[Path], classes: list[str],
           torchvision_class: str, how: str) -> Splits:
-    def fetch() -> None:
+    def fetch(root: Path) -> None:  # root stands for data_dir (download.py)
         import torchvision.datasets
 
         # One construction downloads all four files (train and test); it also reads them, once.
-        getattr(torchvision.datasets, torchvision_class)(str(data_dir), train=True, download=True)
+        getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)
 
     raw = data_dir / folder / "raw"
-    paths = ensure_files(cfg.name, [raw, *extra_folders], FILES, download=cfg.download, fetch=[fetch],
-                         written=[data_dir / folder], how=how.format(raw=raw), gz=True)
+    paths = ensure_files(cfg.name, [raw, *extra_folders], FILES, download=cfg.download, base=data_dir,
+                         fetch=[fetch], how=how.format(raw=raw), gz=True)
     train_x, train_y = _read_pair(paths[TRAIN_IMAGES], paths[TRAIN_LABELS], len(classes))
     test_x, test_y = _read_pair(paths[TEST_IMAGES], paths[TEST_LABELS], len(classes))
     return Splits(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes)

@@ -41,16 +41,16 @@ def load_svhn(cfg: DatasetConfig, data_dir: Path) -> Splits:
     folder = data_dir / "svhn"
 
     def fetch(split: str):
-        def step() -> None:
+        def step(root: Path) -> None:  # root stands for data_dir/svhn (download.py)
             import torchvision.datasets
 
-            # torchvision skips a file already in place (checked by md5); the constructor reads it once.
-            torchvision.datasets.SVHN(str(folder), split=split, download=True)
+            # Downloads this split's file only; the constructor also reads it, once.
+            torchvision.datasets.SVHN(str(root), split=split, download=True)
         return step
 
     how = "They come from http://ufldl.stanford.edu/housenumbers/ (format 2, cropped digits)."
     paths = ensure_files(cfg.name, [folder, data_dir], list(SPLITS.values()), download=cfg.download,
-                         fetch=[fetch(split) for split in SPLITS], written=[folder], how=how)
+                         base=folder, fetch=[fetch(split) for split in SPLITS], how=how)
     train_x, train_y = _read(paths[SPLITS["train"]])
     test_x, test_y = _read(paths[SPLITS["test"]])
     return Splits(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
