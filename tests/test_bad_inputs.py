@@ -256,6 +256,17 @@ def test_a_sweep_refuses_a_value_out_of_range_before_its_first_job(tmp_path, val
     assert not list(sweep.glob("**/results.json")) and not list(sweep.glob("**/checkpoints"))
 
 
+def test_the_up_front_check_leaves_values_only_a_job_can_resolve_to_the_job(tmp_path):
+    # ${hydra:runtime.cwd} resolves only inside a job (HydraConfig is set there, not while the sweep
+    # is checked): the check must not refuse it
+    sweep = tmp_path / "sweep"
+    with _cwd(tmp_path):
+        code, out = _main(["-m", *TINY, "hydra/launcher=basic", "dataset.train_size=200", "seed=0,1",
+                           "data_dir=${hydra:runtime.cwd}/data", f"hydra.sweep.dir={sweep}"])
+    assert code == 0, out
+    assert sorted(json.loads(p.read_text())["status"] for p in sweep.glob("*/results.json")) == ["completed"] * 2
+
+
 def test_the_up_front_check_composes_each_override_once_not_each_job():
     from cnnlab.sweep_validation import covering_jobs
 

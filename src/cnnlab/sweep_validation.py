@@ -12,13 +12,11 @@ is, not by every job in turn. What only a combination of values breaks is refuse
 composes, with the same one-paragraph message and exit code 2 (hydra_errors).
 
 Optuna's sweeper checks nothing before its first trial, so a fixed bad value (`model.dropout=1.5`)
-failed every trial of the search in turn. Its sweep now first checks one trial made of the fixed
-values and each searched value at the middle of its range.
+failed every trial of the search in turn. Its sweep now first checks the values every trial shares.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, List, Sequence
+from typing import List, Sequence
 
 
 def covering_jobs(batch: Sequence[Sequence[str]]) -> List[Sequence[str]]:
@@ -45,6 +43,7 @@ def validate_batch(self, batch: Sequence[Sequence[str]]) -> None:
 def check_job(composed, overrides: Sequence[str], where: str = "in the sweep's job") -> None:
     """cnnlab's `validate` on one composed job, its error naming the job's overrides."""
     from omegaconf import open_dict, read_write
+    from omegaconf.errors import OmegaConfBaseException
 
     from cnnlab.config import validate
     from cnnlab.errors import ConfigError
@@ -53,38 +52,20 @@ def check_job(composed, overrides: Sequence[str], where: str = "in the sweep's j
         composed.pop("hydra", None)  # resolving hydra.sweep.dir here would claim a folder (cnnlab_unique_dir)
     try:
         validate(composed)
+    except OmegaConfBaseException:
+        return  # a value only a job can resolve (${hydra:runtime.cwd}: HydraConfig is set in jobs): its job checks it
     except ConfigError as exc:
         job = " ".join(overrides) or "no overrides"
         raise ConfigError(f"{str(exc).rstrip('.')} ({where} {job}). Nothing was run.") from None
 
 
-def middle_of(distribution) -> Any:
-    """A value a search over an Optuna distribution draws from: its first choice, or the middle of
-    its range (geometric on a log scale), on its step."""
-    choices = getattr(distribution, "choices", None)
-    if choices is not None:
-        return choices[0]
-    low, high = distribution.low, distribution.high
-    kind = type(distribution).__name__
-    log = "Log" in kind or getattr(distribution, "log", False)
-    middle = math.sqrt(low * high) if log and low > 0 else (low + high) / 2
-    step = getattr(distribution, "q", None)
-    if step is None and not log:  # reading a log distribution's step is deprecated in optuna 2.10 (it is 1)
-        step = getattr(distribution, "step", None)
-    if step:
-        middle = low + round((middle - low) / step) * step
-    return int(round(middle)) if "Int" in kind else middle
-
-
-def optuna_trial_to_check(impl, arguments: Sequence[str]) -> tuple:
-    """One trial's overrides as hydra-optuna-sweeper builds them (fixed values after the searched
-    ones), each searched value at the middle of its range."""
+def optuna_fixed_values(impl, arguments: Sequence[str]) -> tuple:
+    """The overrides every trial of the search shares, as hydra-optuna-sweeper gathers them: the fixed
+    values of hydra.sweeper.params and of the command line (a searched key keeps its default here)."""
     from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
-    searched, fixed = create_params_from_overrides(impl._parse_sweeper_params_config() + list(arguments))
-    params = {name: middle_of(d) for name, d in searched.items() if name not in fixed}
-    params.update(fixed)
-    return tuple(f"{name}={value}" for name, value in params.items())
+    _, fixed = create_params_from_overrides(impl._parse_sweeper_params_config() + list(arguments))
+    return tuple(f"{name}={value}" for name, value in fixed.items())
 
 
 def instantiate_sweeper(self, **kwargs):
@@ -95,11 +76,11 @@ def instantiate_sweeper(self, **kwargs):
         search = sweeper.sweep
 
         def sweep(arguments):
-            trial = optuna_trial_to_check(impl, arguments)
+            # only what every trial shares: a bad searched value fails its own trial, recorded as such
+            fixed = optuna_fixed_values(impl, arguments)
             composed = impl.hydra_context.config_loader.load_sweep_config(
-                master_config=impl.config, sweep_overrides=list(trial))
-            check_job(composed, trial, "checked before the first trial, each searched value at the middle "
-                                       "of its range:")
+                master_config=impl.config, sweep_overrides=list(fixed))
+            check_job(composed, fixed, "in every trial of the search:")
             return search(arguments)
 
         sweeper.sweep = sweep
