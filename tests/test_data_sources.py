@@ -298,6 +298,68 @@ def test_a_download_clears_private_folders_left_a_day_ago_and_keeps_recent_ones(
     assert not old.exists() and recent.exists()  # the recent one may still be being written
 
 
+def test_a_retry_reuses_what_an_earlier_download_finished(tmp_path, monkeypatch):
+    # torchvision skips files already downloaded (checked by md5); a private download folder starts
+    # empty, so the finished ones must be offered to it, not fetched again (SVHN's train file: 180 MB)
+    (tmp_path / "svhn").mkdir()
+    (tmp_path / "svhn" / "train_32x32.mat").write_bytes(b"a finished, checked download")
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
+    make_idx_set(tmp_path / "MNIST" / "raw", gz=True)
+    (tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").unlink()
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"a finished archive")
+    fetched = []
+
+    def like_torchvision(cls, root, split):
+        wanted = {"SVHN": [f"{split}_32x32.mat"], "CIFAR10": ["cifar-10-python.tar.gz"],
+                  "MNIST": [f"MNIST/raw/{n}.gz" for n in mnist_source.FILES]}[cls]
+        for name in wanted:
+            if not (root / name).is_file():
+                fetched.append(name)
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_bytes(b"downloaded")
+        raise urllib.error.URLError("stop here: only what it fetched matters")
+
+    FakeTorchvision(monkeypatch, like_torchvision)
+    for name in ("svhn", "mnist", "cifar10"):
+        with pytest.raises(DataError):
+            load_source(config(name, download=True), tmp_path)
+    assert fetched == ["test_32x32.mat", "MNIST/raw/t10k-images-idx3-ubyte.gz"]  # only files that were not there
+    assert (tmp_path / "svhn" / "train_32x32.mat").read_bytes() == b"a finished, checked download"
+    assert (tmp_path / "cifar-10-python.tar.gz").read_bytes() == b"a finished archive"
+
+
+def test_a_download_that_cannot_start_is_the_data_error(tmp_path, monkeypatch):
+    from cnnlab.data.sources import download as download_module
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(download_module.tempfile, "mkdtemp", refused)
+    FakeTorchvision(monkeypatch, offline)
+    with pytest.raises(DataError, match=r"the download failed \(\[Errno 13\] Permission denied"):
+        load_source(config("mnist", download=True), tmp_path)
+
+
+def test_a_download_lands_where_a_link_points_to_another_file_system(tmp_path, monkeypatch):
+    import errno
+
+    from cnnlab.data.sources import download as download_module
+
+    real_replace = os.replace
+
+    def across_devices(src, dst):  # a rename out of the private folder crosses file systems
+        if ".cnnlab-download-" in str(src):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(download_module.os, "replace", across_devices)
+    made = {}
+    FakeTorchvision(monkeypatch, lambda cls, root, split: made.update(make_idx_set(root / "MNIST" / "raw", gz=True)))
+    s = load_source(config("mnist", download=True), tmp_path)
+    assert np.array_equal(s.train_x[:, 0].numpy(), made["train-images-idx3-ubyte"])
+    assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir()) == sorted(f"{n}.gz" for n in mnist_source.FILES)
+
+
 def _download_then_hang(data_dir: str, started: str) -> None:
     """A job killed in the middle of its download: half a file written, then it waits to be killed."""
     import time
@@ -326,7 +388,7 @@ def test_a_download_killed_midway_leaves_no_partial_file_for_the_next_run(tmp_pa
     data_dir, started = tmp_path / "data", tmp_path / "started"
     job = multiprocessing.get_context("spawn").Process(target=_download_then_hang, args=(str(data_dir), str(started)))
     job.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a fresh interpreter imports torch and torchvision first
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     job.kill()  # SIGKILL: no handler runs, nothing is cleaned up

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cnnlab.config import DatasetConfig
-from cnnlab.data.sources.download import ensure_files
+from cnnlab.data.sources.download import ensure_files, reuse
 from cnnlab.data.splits import Splits
 from cnnlab.errors import DataError
 
@@ -65,6 +65,8 @@ def _load(cfg: DatasetConfig, data_dir: Path, folder: str, archive: str, train: 
           meta: str, label_key: str, names_key: str, torchvision_class: str) -> Splits:
     def fetch(root: Path) -> None:  # root stands for data_dir (download.py)
         import torchvision.datasets
+
+        reuse([data_dir / archive], data_dir, root)  # an archive downloaded before: unpacked, not fetched again
 
         # Downloads and unpacks the archive; the constructor also reads it, once.
         getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)

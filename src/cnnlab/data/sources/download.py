@@ -13,6 +13,7 @@ killed midway. A failed download leaves nothing but what earlier steps finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -95,12 +96,13 @@ def _fetch(dataset: str, target: Path, base: Path, fetch: Sequence[Callable[[Pat
            names: Sequence[str], gz: bool, how: str, via: str) -> None:
     log.info(f"dataset={dataset}: files not found, downloading them to {target} with {via}")
     made = [p for p in (base, *base.parents) if not p.exists()]  # removed again if nothing lands in them
-    base.mkdir(parents=True, exist_ok=True)
-    _remove_stale_downloads(base)
     try:
         for step in fetch:
-            private = Path(tempfile.mkdtemp(dir=base, prefix=STAGING_PREFIX))
+            private = None
             try:
+                base.mkdir(parents=True, exist_ok=True)
+                _remove_stale_downloads(base)
+                private = Path(tempfile.mkdtemp(dir=base, prefix=STAGING_PREFIX))
                 step(private)
                 _move_into_place(private, base)
             except BaseException as exc:  # offline, proxy, HTTP error, full disk, Ctrl-C: the private folder goes
@@ -109,11 +111,25 @@ def _fetch(dataset: str, target: Path, base: Path, fetch: Sequence[Callable[[Pat
                 reason = f"the download failed ({_one_line(exc)})"
                 raise DataError(_missing_message(dataset, target, names, gz, reason, how)) from None
             finally:
-                shutil.rmtree(private, ignore_errors=True)
+                if private is not None:
+                    shutil.rmtree(private, ignore_errors=True)
     finally:
         for folder in made:  # deepest first
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if still empty
+
+
+def reuse(files: Sequence[Path], base: Path, private: Path) -> None:
+    """Offer a download step the files an earlier download finished (torchvision skips a file already
+    in place, checked by md5): each is hard-linked into `private` where it sits under `base`. Only
+    files torchvision reads are offered, never ones it writes, since a write through the link would
+    change the original in place."""
+    for path in files:
+        if path.is_file():
+            link = private / path.relative_to(base)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # no hard links on this file system: it is fetched again
+                os.link(path, link)
 
 
 STAGING_PREFIX = ".cnnlab-download-"
@@ -127,7 +143,20 @@ def _move_into_place(private: Path, base: Path) -> None:
             continue
         destination = base / path.relative_to(private)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, destination)
+        try:
+            os.replace(path, destination)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # the destination is a link to another file system: copy beside it, then rename there
+            fd, beside = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}-", suffix=".part")
+            os.close(fd)
+            try:
+                shutil.copyfile(path, beside)
+                os.replace(beside, destination)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(beside)
 
 
 def _remove_stale_downloads(base: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cnnlab.config import DatasetConfig
-from cnnlab.data.sources.download import ensure_files
+from cnnlab.data.sources.download import ensure_files, reuse
 from cnnlab.data.splits import Splits
 from cnnlab.errors import DataError
 
@@ -64,13 +64,15 @@ def _read_pair(images_path: Path, labels_path: Path, num_classes: int) -> tuple[
 
 def _load(cfg: DatasetConfig, data_dir: Path, folder: str, extra_folders: list[Path], classes: list[str],
           torchvision_class: str, how: str) -> Splits:
+    raw = data_dir / folder / "raw"
+
     def fetch(root: Path) -> None:  # root stands for data_dir (download.py)
         import torchvision.datasets
 
+        reuse([raw / f"{name}.gz" for name in FILES], data_dir, root)  # torchvision reads these, unpacks afresh
         # One construction downloads all four files (train and test); it also reads them, once.
         getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)
 
-    raw = data_dir / folder / "raw"
     paths = ensure_files(cfg.name, [raw, *extra_folders], FILES, download=cfg.download, base=data_dir,
                          fetch=[fetch], how=how.format(raw=raw), gz=True)
     train_x, train_y = _read_pair(paths[TRAIN_IMAGES], paths[TRAIN_LABELS], len(classes))

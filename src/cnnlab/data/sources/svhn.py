@@ -44,6 +44,9 @@ def load_svhn(cfg: DatasetConfig, data_dir: Path) -> Splits:
         def step(root: Path) -> None:  # root stands for data_dir/svhn (download.py)
             import torchvision.datasets
 
+            if (folder / SPLITS[split]).is_file():
+                return  # finished by an earlier download (180 MB for train); a damaged one is refused when read
+
             # Downloads this split's file only; the constructor also reads it, once.
             torchvision.datasets.SVHN(str(root), split=split, download=True)
         return step
