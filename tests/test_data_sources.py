@@ -358,6 +358,9 @@ def test_a_download_lands_where_a_link_points_to_another_file_system(tmp_path, m
     s = load_source(config("mnist", download=True), tmp_path)
     assert np.array_equal(s.train_x[:, 0].numpy(), made["train-images-idx3-ubyte"])
     assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir()) == sorted(f"{n}.gz" for n in mnist_source.FILES)
+    (tmp_path / "fresh").write_bytes(b"")  # a file made as the download's were, under this umask
+    modes = {(tmp_path / "MNIST" / "raw" / f"{n}.gz").stat().st_mode for n in mnist_source.FILES}
+    assert modes == {(tmp_path / "fresh").stat().st_mode}  # readable by others as before, not mkstemp's 0600
 
 
 def _download_then_hang(data_dir: str, started: str) -> None:

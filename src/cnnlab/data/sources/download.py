@@ -152,7 +152,7 @@ def _move_into_place(private: Path, base: Path) -> None:
             fd, beside = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}-", suffix=".part")
             os.close(fd)
             try:
-                shutil.copyfile(path, beside)
+                shutil.copy2(path, beside)  # with the download's mode: mkstemp's is private (0600)
                 os.replace(beside, destination)
             finally:
                 with contextlib.suppress(FileNotFoundError):
