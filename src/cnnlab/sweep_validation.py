@@ -36,18 +36,19 @@ def validate_batch(self, batch: Sequence[Sequence[str]]) -> None:
     loader = getattr(self, "hydra_context", None)
     loader = loader.config_loader if loader is not None else self.config_loader  # as Hydra picks it
     for overrides in covering_jobs(batch):
-        composed = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
-        check_job(composed, overrides)
+        check_job(loader, self.config, overrides)
 
 
-def check_job(composed, overrides: Sequence[str], where: str = "in the sweep's job") -> None:
-    """cnnlab's `validate` on one composed job, its error naming the job's overrides."""
+def check_job(loader, master_config, overrides: Sequence[str], where: str = "in the sweep's job") -> None:
+    """Compose one job as its launch will, then run cnnlab's `validate` on it; its error names the
+    job's overrides."""
     from omegaconf import open_dict, read_write
     from omegaconf.errors import OmegaConfBaseException
 
     from cnnlab.config import validate
     from cnnlab.errors import ConfigError
 
+    composed = loader.load_sweep_config(master_config=master_config, sweep_overrides=list(overrides))
     with read_write(composed), open_dict(composed):  # a throwaway compose: Hydra composes again per job
         composed.pop("hydra", None)  # resolving hydra.sweep.dir here would claim a folder (cnnlab_unique_dir)
     try:
@@ -77,10 +78,8 @@ def instantiate_sweeper(self, **kwargs):
 
         def sweep(arguments):
             # only what every trial shares: a bad searched value fails its own trial, recorded as such
-            fixed = optuna_fixed_values(impl, arguments)
-            composed = impl.hydra_context.config_loader.load_sweep_config(
-                master_config=impl.config, sweep_overrides=list(fixed))
-            check_job(composed, fixed, "in every trial of the search:")
+            check_job(impl.hydra_context.config_loader, impl.config, optuna_fixed_values(impl, arguments),
+                      "in every trial of the search:")
             return search(arguments)
 
         sweeper.sweep = sweep
