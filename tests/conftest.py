@@ -32,6 +32,17 @@ def compose_config(overrides: list[str]) -> RootConfig:
     return validate(cfg)
 
 
+@pytest.fixture(autouse=True)
+def _cnnlab_environment_restored():
+    """A sweep's main process exports CNNLAB_PROGRAM and CNNLAB_SWEEP_ARGV for its workers; a test that
+    runs a sweep in-process must not hand them to the commands later tests start on the same worker."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("CNNLAB_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("CNNLAB_") and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)
+
+
 @pytest.fixture
 def cnnlab_log(caplog, monkeypatch):
     """caplog for cnnlab's own logger (it does not propagate to the root one, where caplog listens)."""
