@@ -10,6 +10,7 @@ turns the figures off.
 """
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 
+from cnnlab import atomic
 from cnnlab.data.loader import DeviceLoader
 
 log = logging.getLogger("cnnlab")
@@ -99,7 +101,9 @@ def _save_png(pixels, path: Path) -> None:
     from PIL import Image
 
     # compress_level 1: a third of the default's encoding time for a few percent more bytes
-    Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def class_probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -194,12 +193,11 @@ def _plot(path: Path, result: dict) -> None:
 def _write(path: Path, data: bytes) -> None:
     from cnnlab.errors import TrainingError, write_failure
 
-    tmp = path.with_name(f".{path.name}.tmp")
+    from cnnlab import atomic
+
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic.write_bytes(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TrainingError(f"could not write {path}: {write_failure(exc)}.") from None
 
 

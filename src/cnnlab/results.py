@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional
 
+from cnnlab import atomic
 from cnnlab.errors import TrainingError, write_failure
 
 RESULTS_FILE = "results.json"
@@ -17,13 +18,10 @@ ATTEMPTS_DIR = "attempts"  # one record per failed or interrupted attempt, besid
 def write_results(run_dir: Path, results: dict) -> Path:
     """Write atomically so a reader never sees half a file."""
     path = run_dir / RESULTS_FILE
-    tmp = path.with_name(f".{RESULTS_FILE}.{os.getpid()}.tmp")
     results = {**results, "finished_at": results.get("finished_at") or _now()}
     try:
-        tmp.write_text(json.dumps(_json_safe(results), indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic.write_text(path, json.dumps(_json_safe(results), indent=2) + "\n", durable=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TrainingError(f"could not write {path}: {write_failure(exc)}. Checkpoints written before "
                             "are intact.") from None
     return path
@@ -68,13 +66,7 @@ def write_attempt(run_dir: Path, record: dict) -> Path:
         if not path.exists():
             break
         path = folder / f"{now:%Y%m%dT%H%M%S}-{os.getpid()}-{k}.json"
-    tmp = folder / f".{path.name}.tmp"
-    try:
-        tmp.write_text(json.dumps(_json_safe(record), indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic.write_text(path, json.dumps(_json_safe(record), indent=2) + "\n")
 
 
 def latest_attempt(run_dir: Path) -> Optional[dict]:

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Dict, Iterable, List, Optional, Tuple
 
+from cnnlab import atomic
 from cnnlab.errors import ConfigError, write_failure
 
 LOCK_FILE = ".cnnlab.lock"
@@ -239,10 +240,7 @@ def restore_hydra_files(run_dir: Path) -> None:
     """After a failed attempt on an existing run: .hydra/ says again what produced the run's results."""
     kept = _hydra_files.pop(str(Path(run_dir).resolve()), None)
     for name, data in (kept or {}).items():
-        path = Path(run_dir) / ".hydra" / name
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
         try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic.write_bytes(Path(run_dir) / ".hydra" / name, data)
         except OSError:
-            tmp.unlink(missing_ok=True)
+            pass

@@ -36,6 +36,7 @@ from typing import Any, Optional
 
 from hydra.experimental.callback import Callback
 
+from cnnlab import atomic
 from cnnlab.commands import override_arg, program
 from cnnlab.results import objective_value
 
@@ -101,9 +102,7 @@ def _state(sweep_dir) -> Path:
 
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _read_json(path: Path) -> Optional[dict]:

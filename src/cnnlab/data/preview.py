@@ -8,12 +8,12 @@ TensorBoard's thread while the first epoch trains; also logged to TensorBoard as
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Callable, List, Sequence
 
 import torch
 
+from cnnlab import atomic
 from cnnlab.data.loader import DeviceLoader
 from cnnlab.errors import TrainingError, write_failure
 
@@ -98,12 +98,9 @@ def _save_picture(x: torch.Tensor, names: List[str], mean: Sequence[float], std:
     path = run_dir / FILE
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", compress_level=1)  # fast: a larger file costs nothing
-    tmp = path.with_name(f".{FILE}.tmp")
     try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
+        atomic.write_bytes(path, buffer.getvalue())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TrainingError(f"could not write {path}: {write_failure(exc)}. Free space or choose another "
                             "hydra.run.dir.") from None
     _add_png(writer, "data/train_batch", buffer.getvalue(), picture.width, picture.height)

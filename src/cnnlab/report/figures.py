@@ -7,10 +7,12 @@ imported here, with the Agg backend, only when figures are drawn.
 from __future__ import annotations
 
 import math
+import io
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from cnnlab import atomic
 from cnnlab.report.group import Configuration
 
 FIGURES_DIR = "figures"
@@ -114,6 +116,7 @@ def _finish(ax, ylabel: str) -> None:
 
 def save_figure(plt, fig, path: Path, dpi: int = 100) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
-    return path
+    return atomic.write_bytes(path, buffer.getvalue())

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from cnnlab.report.atomic import write_text
+from cnnlab.atomic import write_text
 from cnnlab.report.collect import Run
 from cnnlab.report.group import Configuration, Stat
 

@@ -6,57 +6,41 @@ ever executed.
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from cnnlab import atomic
 from cnnlab.errors import CnnlabError, TrainingError, write_failure
 
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush to disk, then rename over `path`.
+    """Written whole or not at all (cnnlab.atomic), and flushed to disk before it takes the name.
 
-    A crash mid-write leaves the previous checkpoint intact; the rename is atomic on POSIX. The
-    temporary files such a crash left behind are removed here, on the next save; a temporary file
-    of another process that is still alive is left alone.
+    A crash mid-write leaves the previous checkpoint intact; the temporary files such a crash left
+    behind are removed on the next save, except those of another process that is still alive.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrainingError(f"could not create the checkpoint folder {path.parent}: {exc.strerror or exc}. "
                             "Choose a writable hydra.run.dir.") from None
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
-        if not _written_by_live_process(leftover):
-            _remove_quietly(str(leftover))
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic.replace_with(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f),
+                            durable=True)
     except (OSError, RuntimeError) as exc:
         # torch's zip writer reports a failed write as a RuntimeError raised while handling the OSError
         cause = exc if isinstance(exc, OSError) else exc.__context__
-        if tmp is not None:
-            _remove_quietly(tmp)
         if not isinstance(cause, OSError):
             raise
         raise TrainingError(f"could not write checkpoint {path}: {write_failure(cause)}. Earlier checkpoints "
                             "are intact; free disk space or choose another hydra.run.dir, then continue with "
                             "resume=true.") from None
-    except BaseException:
-        if tmp is not None:
-            _remove_quietly(tmp)
-        raise
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
@@ -89,24 +73,3 @@ def _unpickler_reason(exc: Exception) -> str:
         if "unsupported" in line.lower():
             return line.strip()[:200]
     return "it asks for classes or functions, not just tensors and plain data"
-
-
-def _written_by_live_process(leftover: Path) -> bool:
-    """A temp file is named .NAME.<pid>.<random>.tmp: another live process may still be writing it."""
-    pid = leftover.name.split(".")[-3] if leftover.name.count(".") >= 4 else ""
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return False  # ours (a save this process abandoned), or a name from no cnnlab process
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from cnnlab import atomic
 from cnnlab.train.objective import main_logits
 
 BINS = 30
@@ -79,7 +80,7 @@ class Histograms:
                 writer.add_scalar(f"grad_norm/{name}", norm, epoch)
                 entry["grad_norms"][name] = norm
         self.record["epochs"].append(entry)
-        self.path.write_text(json.dumps(self.record))
+        atomic.write_text(self.path, json.dumps(self.record))
 
 
 def _keep(captured: dict, name: str):

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
+from cnnlab import atomic
 from cnnlab.config import DatasetConfig
 from cnnlab.data_schema import as_folder
 from cnnlab.data.sources.download import ensure_files
@@ -109,14 +110,8 @@ def download(url: str, target: Path) -> None:
     """url -> target, through a temporary file beside it: target appears complete or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info(f"downloading {url}")  # into a private folder first (download.py): ensure_files names where it lands
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, f, 1 << 20)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        atomic.replace_with(target, lambda f: shutil.copyfileobj(response, f, 1 << 20))
 
 
 def verify(zip_path: Path, archive: Archive) -> str:
@@ -149,7 +144,7 @@ def verify(zip_path: Path, archive: Archive) -> str:
                             f"it is another file, so it was deleted. Run again to download it from {archive.url}; if "
                             f"the source itself changed, delete {record} too.")
     else:
-        _write_atomically(record, f"{digest}  {zip_path.name}\n")
+        atomic.write_text(record, f"{digest}  {zip_path.name}\n")
     return digest
 
 
@@ -195,14 +190,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- splits

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+from cnnlab import atomic
 from cnnlab.errors import DataError
 
 log = logging.getLogger("cnnlab")
@@ -149,14 +150,8 @@ def _move_into_place(private: Path, base: Path) -> None:
             if exc.errno != errno.EXDEV:
                 raise
             # the destination is a link to another file system: copy beside it, then rename there
-            fd, beside = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}-", suffix=".part")
-            os.close(fd)
-            try:
-                shutil.copy2(path, beside)  # with the download's mode: mkstemp's is private (0600)
-                os.replace(beside, destination)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(beside)
+            with open(path, "rb") as source:
+                atomic.replace_with(destination, lambda f: shutil.copyfileobj(source, f, 1 << 20))
 
 
 def _remove_stale_downloads(base: Path) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
@@ -28,6 +27,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from cnnlab import atomic
 from cnnlab.config import DatasetConfig
 from cnnlab.data.decode import decode_image  # shared with cnnlab-predict: both see the same pixels
 from cnnlab.data.splits import Splits
@@ -303,18 +303,11 @@ def _read_cache(path: Path) -> Optional[dict]:
 
 def _write_cache(path: Path, decoded: dict) -> None:
     """Atomically (temp file + rename), and never fatally; older caches of the same folder are removed."""
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as the data next to it
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": CACHE_FORMAT, **decoded}, f)
-        os.replace(tmp, path)
+        atomic.replace_with(path, lambda f: torch.save({"format": CACHE_FORMAT, **decoded}, f))
     except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
         log.warning(f"could not cache the decoded images in {path.parent} ({exc}); they are decoded again next run.")
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         return
     for old in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.pt"):
         if old != path:
