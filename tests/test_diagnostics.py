@@ -1,4 +1,5 @@
 """After training: the confusion matrix and the grid of misclassified test images."""
+import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -48,3 +49,28 @@ def test_confusion_matrix_layout_and_binary_head_probabilities():
 def test_diagnostics_can_be_turned_off(train_run):
     _, run_dir = train_run(["trainer.max_epochs=1", "dataset.train_size=200", "trainer.diagnostics=false"])
     assert not (run_dir / "confusion_matrix.png").exists() and (run_dir / "results.json").exists()
+
+
+def test_the_misclassified_grid_shows_every_image_whole_at_a_whole_pixel_scale():
+    from cnnlab.diagnostics import MISCLASSIFIED_SIZE, _misclassified_pixels
+
+    red = torch.zeros(36, 3, 8, 8, dtype=torch.uint8)
+    red[:, 0] = 255  # pure red: neither the white page nor the black labels hold any
+    truth, predicted = torch.arange(36) % 10, (torch.arange(36) + 1) % 10
+    pixels = _misclassified_pixels(red, truth, predicted, torch.full((36,), 0.9), [str(k) for k in range(10)], 50)
+    assert pixels.dtype == np.uint8 and pixels.shape[1:] == (MISCLASSIFIED_SIZE[0], 3)
+    red_pixels = int(((pixels[..., 0] == 255) & (pixels[..., 1] == 0) & (pixels[..., 2] == 0)).sum())
+    scale = round((red_pixels / 36) ** 0.5 / 8)
+    assert scale >= 2 and red_pixels == 36 * (8 * scale) ** 2  # each image enlarged by whole pixels, none cut
+
+
+def test_the_misclassified_grid_fits_large_photos_and_says_when_there_are_none():
+    from cnnlab.diagnostics import MISCLASSIFIED_SIZE, _misclassified_pixels
+
+    photos = torch.full((3, 3, 300, 300), 128, dtype=torch.uint8)
+    pixels = _misclassified_pixels(photos, torch.tensor([0, 1, 2]), torch.tensor([1, 2, 0]), torch.rand(3),
+                                   ["cat", "dog", "a_very_long_class_name"], 3)
+    assert pixels.shape[1] == MISCLASSIFIED_SIZE[0] and pixels.shape[0] <= MISCLASSIFIED_SIZE[1]
+    assert (pixels == 128).all(axis=2).sum() > 3 * 100 * 100  # shrunk into their cells, still large
+    empty = _misclassified_pixels(photos[:0], torch.tensor([]), torch.tensor([]), torch.tensor([]), ["cat"], 0)
+    assert empty.shape == (MISCLASSIFIED_SIZE[1], MISCLASSIFIED_SIZE[0], 3) and (empty < 128).any()  # its text
