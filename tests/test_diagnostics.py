@@ -1,5 +1,6 @@
 """After training: the confusion matrix and the grid of misclassified test images."""
 import numpy as np
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -74,3 +75,31 @@ def test_the_misclassified_grid_fits_large_photos_and_says_when_there_are_none()
     assert (pixels == 128).all(axis=2).sum() > 3 * 100 * 100  # shrunk into their cells, still large
     empty = _misclassified_pixels(photos[:0], torch.tensor([]), torch.tensor([]), torch.tensor([]), ["cat"], 0)
     assert empty.shape == (MISCLASSIFIED_SIZE[1], MISCLASSIFIED_SIZE[0], 3) and (empty < 128).any()  # its text
+
+
+def test_the_confusion_matrix_colours_are_matplotlibs_blues():
+    import matplotlib
+
+    from cnnlab.diagnostics import _blues
+
+    values = np.linspace(0, 1, 11)
+    theirs = (np.array(matplotlib.colormaps["Blues"](values))[:, :3] * 255).round()
+    assert np.abs(_blues(values).astype(float) - theirs).max() <= 3  # theirs is quantized to 256 steps
+
+
+@pytest.mark.parametrize("classes", [3, 10, 20, 100])
+def test_the_confusion_matrix_draws_each_count_as_one_square_cell_in_its_colour(classes):
+    from cnnlab.diagnostics import BLUES, _confusion_pixels
+
+    confusion = torch.zeros(classes, classes, dtype=torch.long)
+    confusion[0, 0] = 50  # the one darkest cell: every other cell is empty
+    pixels = _confusion_pixels(confusion, [f"class {k}" for k in range(classes)])
+    darkest = np.array([int(BLUES[-1][k:k + 2], 16) for k in (1, 3, 5)])
+    dark = (pixels == darkest).all(axis=2)
+    dark[:, pixels.shape[1] - 100:] = False  # leave out the colour bar, at the right
+    rows, cols = np.nonzero(dark)
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert height == width and height * classes > 300  # one square cell, of a plot at least 300 pixels
+    assert dark.sum() > 0.6 * height * width  # filled, less its count written in white
+    if classes <= 20:
+        assert dark.sum() < height * width  # the count is written in it
