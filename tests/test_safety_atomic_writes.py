@@ -83,9 +83,10 @@ def _decoded_image_cache(target: Path) -> None:
 
 
 def _lr_finder_figure(target: Path) -> None:
-    from cnnlab.lrfind import _write
+    from cnnlab.lrfind import _plot
 
-    _write(target, b"\x89PNG new figure")
+    curve = {"lr": [1e-4, 1e-3, 1e-2], "loss": [2.3, 1.9, 4.0], "smoothed_loss": [2.3, 2.1, 2.8]}
+    _plot(target, {"curve": curve, "suggested_lr": 1e-3, "model": "mlp", "dataset": "digits", "optim": "adam"})
 
 
 WRITERS = {  # writer -> the file name it writes

@@ -107,16 +107,6 @@ def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, num_classes: 
     return torch.bincount(pairs, minlength=num_classes ** 2).view(num_classes, num_classes).cpu()
 
 
-def _pyplot():
-    """matplotlib with the Agg backend (files only: no display needed, none opened), for cnnlab-lrfind."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 # ColorBrewer's Blues, the anchors of matplotlib's "Blues" colour map
 

@@ -155,9 +155,10 @@ def _report(result: dict, run_dir: Path, overrides: List[str]) -> str:
 
 
 def _plot(path: Path, result: dict) -> None:
-    from cnnlab.diagnostics import _pyplot
+    from cnnlab.errors import TrainingError, write_failure
+    from cnnlab.report.figures import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     curve = result["curve"]
     lrs = curve["lr"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -181,13 +182,10 @@ def _plot(path: Path, result: dict) -> None:
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    _write(path, buffer.getvalue())
+    try:
+        save_figure(plt, fig, path)  # the report's figure writer: laid out, drawn at 100 dpi, replaced whole
+    except OSError as exc:
+        raise TrainingError(f"could not write {path}: {write_failure(exc)}.") from None
 
 
 def _write(path: Path, data: bytes) -> None:
