@@ -3,6 +3,7 @@ and the same results per job as one job after another in one process."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -144,3 +145,35 @@ def test_bench_sweep_runs_the_old_way_on_the_basic_launcher_and_the_new_way_as_t
                         "trainer.keep_freed_memory=false"]
     assert new[new.index("-m", 2):] == ["-m", "experiment=optimizers", f"hydra.sweep.dir={tmp_path}",
                                         "trainer.max_epochs=2"]
+
+
+WORKER_GC = """
+import gc, sys
+import cnnlab.cli
+sys.argv = ["cnnlab", "-m", "optim=sgd,adam", "model=mlp5x100", "dataset.train_size=200", "trainer.max_epochs=1",
+            "hydra.sweep.dir=SWEEP", *FAST, *LAUNCHER]
+try:
+    cnnlab.cli.main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+frozen = gc.get_freeze_count()
+gc.collect()
+print("frozen", frozen, "left", len(gc.get_objects()))
+"""
+
+
+@pytest.mark.parametrize("launcher, freezes", [(["hydra/launcher=auto", "hydra.launcher.n_jobs=1"], True),
+                                               (["hydra/launcher=basic"], False)])
+def test_a_local_sweeps_worker_freezes_what_outlives_its_first_job(tmp_path, launcher, freezes):
+    """joblib's workers collect after every job (src/cnnlab/worker_gc.py): after the first, the
+    collector walks only what later jobs made. One worker runs its jobs in the launching process, so
+    the process after the sweep is the worker; the basic launcher's process is left alone."""
+    code = (WORKER_GC.replace("SWEEP", str(tmp_path / "sweep")).replace("*FAST", ", ".join(map(repr, FAST)))
+            .replace("*LAUNCHER", ", ".join(map(repr, launcher))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    frozen, left = (int(word) for word in out.stdout.split()[-3::2])
+    if freezes:
+        assert frozen > 100_000 and left < frozen / 10  # torch and the rest, out of the collector's walks
+    else:
+        assert frozen == 0

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab import (fast_yaml, hydra_errors, lazy_schema, naming, quick_exit, registry, run_mode, rundir, sweep,
-                    sweep_validation)
+                    sweep_validation, worker_gc)
 from cnnlab.config import RootConfig, root_schema, validate
 from cnnlab.errors import CnnlabError, write_failure
 from cnnlab.naming import run_name, unique_dir
@@ -98,6 +98,8 @@ def _hydra_main(cfg: DictConfig):
         raise
     finally:
         rundir.unlock(run_dir)
+        if sweep.runs_in_local_worker():  # the job's objects are released by now
+            worker_gc.settle_after_first_job()
 
 
 def _record_failure(run_dir: Path, overrides: list, exc: CnnlabError) -> None:

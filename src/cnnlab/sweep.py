@@ -96,6 +96,12 @@ def _launcher(hydra_cfg) -> str:
     return "local" if "joblib" in target else "slurm" if "submitit" in target else "basic"
 
 
+def runs_in_local_worker() -> bool:
+    """Whether this job runs in a worker process of the local launcher (hydra/launcher=auto or local)."""
+    hydra_cfg = _hydra()
+    return _in_sweep(hydra_cfg) and _launcher(hydra_cfg) == "local"
+
+
 def _state(sweep_dir) -> Path:
     return Path(sweep_dir) / STATE
 
