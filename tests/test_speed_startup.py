@@ -2,6 +2,9 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 # the entries Hydra's plugin scan and cnnlab's import store at every start
 SCRIPT = r"""
@@ -154,3 +157,16 @@ def test_a_lazy_store_names_its_entry_as_hydras_store_does():
         assert (loaded.node.size, loaded.package, loaded.group) == (5, "here", "cnnlab_test/probe")
     finally:
         store.repo.pop("cnnlab_test")
+
+
+@pytest.mark.parametrize("cache, kept", [(True, False), (False, True)])
+def test_the_startup_benchmark_runs_with_the_bytecode_cache_an_install_has(cache, kept, monkeypatch):
+    """scripts/startup.py: torch's modules come compiled from pip, so cnnlab's must not be compiled at
+    every start of the runs just because the environment says so (unless asked)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from startup import run_environment
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("CNNLAB_SOMETHING", "kept")
+    env = run_environment(bytecode_cache=cache)
+    assert ("PYTHONDONTWRITEBYTECODE" in env) is kept and env["CNNLAB_SOMETHING"] == "kept"
