@@ -82,6 +82,26 @@ def test_apply_threads_reads_the_machine_and_obeys_omp_num_threads(monkeypatch):
     assert apply_threads(2, big, (1, 8, 8), 128, cpu) == 2  # a number is used as given
 
 
+def test_apply_threads_reads_the_machine_only_where_the_load_could_change_the_count(monkeypatch):
+    """Reading the load samples /proc for ~20 ms before every job's first step: a small model, one
+    core, or OMP_NUM_THREADS=1 (a sweep's worker) gets one thread whatever it says."""
+    big = nn.Sequential(nn.Flatten(), nn.Linear(64, 4096), nn.Linear(4096, 4096))
+    small = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    cpu = torch.device("cpu")
+    reads = []
+    monkeypatch.setattr(threads_module, "machine_load", lambda: reads.append(1) or 0.0)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert apply_threads("auto", small, (1, 8, 8), 128, cpu) == 1 and reads == []
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert apply_threads("auto", big, (1, 8, 8), 128, cpu) == 1 and reads == []
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 1)
+    assert apply_threads("auto", big, (1, 8, 8), 128, cpu) == 1 and reads == []
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    assert apply_threads("auto", big, (1, 8, 8), 128, cpu) == 2 and reads == [1]
+
+
 def test_machine_load_counts_other_runnable_threads():
     load = parallelism.machine_load(samples=2, interval=0.0)
     assert load is not None and load >= 0

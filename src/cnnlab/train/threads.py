@@ -46,9 +46,10 @@ def apply_threads(setting, model: nn.Module, shape: tuple, batch_size: int, devi
     if isinstance(setting, int):
         torch.set_num_threads(setting)
     elif setting == "auto" and device.type == "cpu":
-        load = machine_load()
         macs = forward_macs(model, shape, device) * batch_size
-        threads = choose_threads(macs, usable_cores(), load, thread_limit())
+        cores, limit = usable_cores(), thread_limit()
+        most = choose_threads(macs, cores, None, limit)  # the load can only lower it
+        threads = choose_threads(macs, cores, machine_load(), limit) if most > 1 else 1
         torch.set_num_threads(threads)
         log.debug(f"cnnlab: {threads} CPU thread(s) for {macs / 1e6:.1f}M multiply-adds per batch")
     return torch.get_num_threads()
