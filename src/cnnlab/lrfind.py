@@ -18,8 +18,12 @@ import logging
 import math
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
+
+from cnnlab import atomic
+from cnnlab.errors import TrainingError, write_failure
 
 log = logging.getLogger("cnnlab")
 
@@ -102,7 +106,9 @@ def range_test(cfg, run_dir: Path, overrides: List[str]) -> dict:
               "overrides": list(overrides),
               "curve": {"lr": lrs, "loss": [v if math.isfinite(v) else None for v in losses],
                         "smoothed_loss": [v if math.isfinite(v) else None for v in smoothed]}}
-    _write(run_dir / "lr_find.json", (json.dumps(result, indent=2) + "\n").encode())
+    json_path = run_dir / "lr_find.json"
+    with _writing(json_path):
+        atomic.write_text(json_path, json.dumps(result, indent=2) + "\n")
     _plot(run_dir / "lr_find.png", result)
     log.info(_report(result, run_dir, overrides))
     return result
@@ -155,7 +161,6 @@ def _report(result: dict, run_dir: Path, overrides: List[str]) -> str:
 
 
 def _plot(path: Path, result: dict) -> None:
-    from cnnlab.errors import TrainingError, write_failure
     from cnnlab.report.figures import pyplot, save_figure
 
     plt = pyplot()
@@ -182,19 +187,15 @@ def _plot(path: Path, result: dict) -> None:
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    try:
+    with _writing(path):
         save_figure(plt, fig, path)  # the report's figure writer: laid out, drawn at 100 dpi, replaced whole
-    except OSError as exc:
-        raise TrainingError(f"could not write {path}: {write_failure(exc)}.") from None
 
 
-def _write(path: Path, data: bytes) -> None:
-    from cnnlab.errors import TrainingError, write_failure
-
-    from cnnlab import atomic
-
+@contextmanager
+def _writing(path: Path):
+    """A failed write of one of the range test's files, as the error a user acts on."""
     try:
-        atomic.write_bytes(path, data)
+        yield
     except OSError as exc:
         raise TrainingError(f"could not write {path}: {write_failure(exc)}.") from None
 
