@@ -70,8 +70,8 @@ def torch_import_seconds(env: dict) -> float:
 def main() -> None:
     a = parse_args()
     env = run_environment(bytecode_cache=not a.no_bytecode_cache)
-    cache = "off (PYTHONDONTWRITEBYTECODE)" if env.get("PYTHONDONTWRITEBYTECODE") else "on"
-    print(f"  bytecode cache {cache}")
+    cached = not env.get("PYTHONDONTWRITEBYTECODE")
+    print(f"  bytecode cache {'on' if cached else 'off (PYTHONDONTWRITEBYTECODE)'}")
     with tempfile.TemporaryDirectory() as tmp:
         cnnlab_startup(a.overrides, Path(tmp) / "warm-up", env)  # fills the file cache and .pyc files
         runs = []
@@ -84,7 +84,7 @@ def main() -> None:
     torch_import = statistics.median(t for _, _, t in runs)
     print(f"  median: start-up {startup:.2f} s, import torch {torch_import:.2f} s, "
           f"the rest {startup - torch_import:.2f} s; exit {leave:.2f} s after the last line")
-    print(json.dumps({"overrides": a.overrides, "bytecode_cache": cache == "on", "startup_seconds": [s for s, _, _ in runs],
+    print(json.dumps({"overrides": a.overrides, "bytecode_cache": cached, "startup_seconds": [s for s, _, _ in runs],
                       "import_torch_seconds": [round(t, 3) for _, _, t in runs],
                       "exit_seconds": [round(e, 3) for _, e, _ in runs],
                       "median_startup": startup, "median_import_torch": round(torch_import, 3),
