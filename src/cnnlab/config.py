@@ -75,6 +75,7 @@ class TrainerConfig:
     checkpoint_every_steps: int = 0  # also write last.pt every N steps mid-epoch (0 = epoch ends only)
     checkpoint_every_s: float = 10.0  # at an epoch's end, write best.pt/last.pt if this long since the last (0 = every epoch)
     keep_freed_memory: bool = True  # CPU buffers reused between batches, not page-faulted anew (train/memory.py)
+    test_time_flip: bool = False  # validation and test: each image's probabilities averaged with its mirror image's
     cache_frozen: bool = True  # a frozen, unaugmented conv base's outputs computed once (train/frozen_features.py)
     fast_dev_run: bool = False  # one batch of train, val and test, end to end; writes no files
     overfit_batches: int = 0  # train on the same N batches every epoch (0 = off): a sane setup reaches ~100%

@@ -84,12 +84,14 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, checkpoint: dict, images: torch.Tensor) -> torch.Tensor:
-    """[N, classes] probabilities for uint8 images [N, C, H, W]."""
+    """[N, classes] probabilities for uint8 images [N, C, H, W], as the run's evaluation made them
+    (each image averaged with its mirror image where it trained with trainer.test_time_flip)."""
     from cnnlab.diagnostics import class_probabilities
-    from cnnlab.train.objective import main_logits
+    from cnnlab.train.evaluate import eval_logits
 
     x = normalize(images, checkpoint["mean"], checkpoint["std"])
-    return class_probabilities(main_logits(model(x)).float())
+    flip = bool(checkpoint["config"].get("trainer", {}).get("test_time_flip", False))
+    return class_probabilities(eval_logits(model, x, flip))
 
 
 def format_top(name: str, probs: torch.Tensor, classes: Sequence[str], k: int) -> List[str]:

@@ -122,7 +122,8 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
             guard.uninstall()
 
         top5 = data.num_classes > 5
-        test = evaluate(model, data.test, objective, device, amp_dtype, top5, predictions=True)
+        test = evaluate(model, data.test, objective, device, amp_dtype, top5, predictions=True,
+                        test_time_flip=cfg.trainer.test_time_flip)
         predicted, confidence = test.pop("predicted"), test.pop("confidence")
         results = _results(cfg, state, test, total_params, trainable_params, overrides, wall_start, tracker, data)
         if not lead or not sanity.writes(cfg):
@@ -189,6 +190,7 @@ def _results(cfg: RootConfig, state: FitState, test: dict, total: int, trainable
         "model": cfg.model.name, "dataset": cfg.dataset.name, "optim": cfg.optim.name, "seed": cfg.seed,
         "overrides": list(overrides), "history": history,
         "overfit_batches": cfg.trainer.overfit_batches,
+        "test_time_flip": cfg.trainer.test_time_flip,  # val_* and test_* of each image averaged with its mirror
     }
     if "top5_acc" in test:
         results["test_top5_acc"] = test["top5_acc"]
@@ -207,6 +209,8 @@ def _closing_line(results: dict, run_dir: Path) -> str:
         line += (f"; best val/loss {loss} at epoch {results['best_epoch']} (val_acc {acc})"
                  if results["monitor"] == "val/loss"
                  else f"; best val/acc {acc} at epoch {results['best_epoch']} (val_loss {loss})")
+    if results.get("test_time_flip"):
+        line += "; every val and test figure averages each image with its mirror image (trainer.test_time_flip)"
     if results.get("val_from_test"):
         line += "; validated on the test split (dataset.val_from_test=true): the best epoch was chosen on test images"
     return line + f"; {results['train_seconds']:.1f}s of training. Results in {run_dir / 'results.json'}"

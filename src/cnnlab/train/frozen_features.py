@@ -75,7 +75,7 @@ class StoredLoader(DeviceLoader):
 
 def plan(model: nn.Module, cfg, distributed: bool) -> int:
     """The prefix length to store (0: train as usual)."""
-    if not cfg.trainer.cache_frozen or distributed or cfg.trainer.histograms:
+    if not cfg.trainer.cache_frozen or distributed or cfg.trainer.histograms or cfg.trainer.test_time_flip:
         return 0
     if cfg.dataset.augment.crop or cfg.dataset.augment.flip:
         return 0  # augmented images differ every epoch, and so do the prefix's outputs

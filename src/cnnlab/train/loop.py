@@ -106,7 +106,8 @@ def _epochs(ctx: FitContext, state: FitState, tracker: BestTracker,
         state.train_seconds += train_time
         state.train_images += data.train.num_samples
 
-        val_metrics = evaluate(ctx.model, data.val, ctx.objective, ctx.device, ctx.amp_dtype, top5)
+        val_metrics = evaluate(ctx.model, data.val, ctx.objective, ctx.device, ctx.amp_dtype, top5,
+                               test_time_flip=cfg.trainer.test_time_flip)
         row = {"epoch": epoch, "train/loss": train_metrics["loss"], "train/acc": train_metrics["acc"],
                "val/loss": val_metrics["loss"], "val/acc": val_metrics["acc"],
                "lr": current_lr(ctx.optimizer), "seconds": round(time.perf_counter() - started, 3)}

@@ -4,7 +4,8 @@ A resumed run compares its config with the one saved in `last.pt`, key by key:
 
 - refused (the run would no longer be the run that was saved): the model, the data (`dataset.*`
   except the evaluation batch size, the download switch and the folder's path), `seed`, `finetune.*`,
-  `optim.name`, the schedule's settings (`sched.*`), `trainer.early_stopping.monitor`;
+  `optim.name`, the schedule's settings (`sched.*`), `trainer.early_stopping.monitor`,
+  `trainer.test_time_flip` (the saved history's validation figures were measured the other way);
 - honoured from the resume point, and announced: `optim.lr` (the schedule's lr is scaled by new/old),
   the other optimizer hyperparameters, `loss.*`, `trainer.max_epochs` (the schedule is resized, see
   `cnnlab.optim.resize_schedule`), early stopping's patience and min_delta;
@@ -19,7 +20,7 @@ from cnnlab.errors import ConfigError
 
 _DATASET_FREE = {"dataset.eval_batch_size", "dataset.download", "dataset.path"}
 _REFUSED = ("model.", "dataset.", "finetune.", "sched.")
-_REFUSED_KEYS = {"seed", "optim.name", "trainer.early_stopping.monitor"}
+_REFUSED_KEYS = {"seed", "optim.name", "trainer.early_stopping.monitor", "trainer.test_time_flip"}
 _HONOURED = ("optim.", "loss.")
 _HONOURED_KEYS = {"trainer.max_epochs", "trainer.early_stopping.patience", "trainer.early_stopping.min_delta"}
 # optimizer settings that live in param_groups, by config key
