@@ -79,3 +79,15 @@ def test_one_job_of_each_preset_trains(name, train_run, pretrained):
         first = record["epochs"][0]
         assert all(sum(h["counts"]) == record["inputs"] * 100 for h in first["activations"].values())
         assert len(first["grad_norms"]) == 6
+
+
+def test_the_94_percent_preset_is_the_fast_recipe_wider_and_longer_with_flips_and_shifts(train_run):
+    fast, wide = compose_config(["experiment=fast"]), compose_config(["experiment=fast94"])
+    assert (wide.experiment, wide.dataset.name, wide.trainer.max_epochs) == ("fast94", "fashion_mnist", 16)
+    assert wide.model.blocks == [[16], [64], [128]] and wide.model.whiten and fast.model.whiten
+    assert (wide.dataset.augment.flip, wide.dataset.augment.crop, wide.trainer.test_time_flip) == (True, 1, True)
+    assert not fast.trainer.test_time_flip
+    assert (wide.optim, wide.sched, wide.loss) == (fast.optim, fast.sched, fast.loss)
+    results, _ = train_run(["experiment=fast94", "trainer.max_epochs=1"] + TINY["fashion_mnist"])
+    assert results["status"] == "completed" and results["epochs"] == 1
+    assert results["params"] == 611_338  # conv 16/64/128 (the first fixed), dense 2048 -> 256 -> 10
