@@ -4,7 +4,7 @@ airbench (KellerJordan/cifar10-airbench) starts its network with a convolution w
 the principal components of the training images' patches, each scaled to unit variance and kept
 with its negative, and does not train these filters. The rest of the network then learns from decorrelated
 inputs from its first step, and the first convolution needs no gradient. On experiment=fast
-(Fashion-MNIST, two epochs) it gains ~0.6 points of accuracy and makes a step ~15% shorter
+(Fashion-MNIST, two epochs, when it was chosen) it gains ~0.6 points of accuracy and makes a step ~15% shorter
 (docs/benchmarks.md).
 
 The statistics come from the training split only (before augmentation, normalised as the network
