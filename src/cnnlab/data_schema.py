@@ -10,7 +10,7 @@ import torch only when a dataset is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 from cnnlab.errors import ConfigError
 from cnnlab.registry import config_class, register, require
@@ -42,13 +42,28 @@ class DatasetCommon:
     def __new__(cls, *args, **kwargs):
         return object.__new__(config_class("dataset", DatasetCommon, cls, args, kwargs))  # name= picks the class
 
+    # True where a mirror image is another symbol or none (digits), so flips would teach wrong labels
+    mirror_changes_class: ClassVar[bool] = False
+
     def check(self) -> None:
         pass  # the shared keys: cnnlab.config checks them with the other groups' values
+
+    def mirror_caveat(self, test_time_flip: bool) -> Optional[str]:
+        """The warning a run starts with where it mirrors the images of a set whose mirror images are
+        not its classes. Not refused: seeing what flips do to digits is a fair experiment."""
+        keys = (["dataset.augment.flip=true"] if self.augment.flip else []) + \
+               (["trainer.test_time_flip=true"] if test_time_flip else [])
+        if not (self.mirror_changes_class and keys):
+            return None
+        return (f"{' and '.join(keys)} on {self.name}: a mirrored digit is another symbol or none (a mirrored 2 "
+                f"is no 2), so mirror images are likely to lower the accuracy. Set them to false unless that is "
+                f"the experiment (for digits use experiment=fast; experiment=fast94's flips are for clothes).")
 
 
 @dataclass
 class DigitsConfig(DatasetCommon):
     name: str = "digits"  # scikit-learn's 8x8 digits, shipped inside cnnlab
+    mirror_changes_class: ClassVar[bool] = True
 
 
 @dataclass
@@ -60,6 +75,7 @@ class DownloadedConfig(DatasetCommon):
 @dataclass
 class MNISTConfig(DownloadedConfig):
     name: str = "mnist"
+    mirror_changes_class: ClassVar[bool] = True
 
 
 @dataclass
@@ -80,6 +96,7 @@ class CIFAR100Config(DownloadedConfig):
 @dataclass
 class SVHNConfig(DownloadedConfig):
     name: str = "svhn"
+    mirror_changes_class: ClassVar[bool] = True
 
 
 @dataclass

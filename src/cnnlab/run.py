@@ -67,6 +67,9 @@ def run_job(cfg: RootConfig, run_dir: Path, overrides: List[str]) -> dict:
              f"lr {cfg.optim.lr:g}, {device.type}, run folder {run_dir}")
     for caveat in data.caveats():  # validation or "test" figures that are not what their name says
         log.warning(caveat)
+    mirror = cfg.dataset.mirror_caveat(cfg.trainer.test_time_flip)  # flips on digits
+    if mirror:
+        log.warning(mirror)
     if cfg.trainer.summary:
         log.info(summarize(model, data.shape, device, title=cfg.model.name))
 
