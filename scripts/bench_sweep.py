@@ -137,6 +137,15 @@ def by_job(problems: list[str]) -> list[str]:
     return [found[0] + (f" (and {len(found) - 1} more)" if len(found) > 1 else "") for found in first.values()]
 
 
+def differences_hint(old_threads: str, problems: list[str]) -> str | None:
+    """What differing metrics mean when the old way ran on more threads than the new way's one."""
+    if not problems or old_threads == "1":
+        return None
+    return ("    these jobs differ because the old way summed on PyTorch's default threads and the new way on "
+            "one (another order of float additions, which some optimizers amplify over epochs); "
+            "`--old-threads 1` runs both on one thread, where every job must match to float rounding.")
+
+
 def seconds_in_jobs(sweep: Path) -> dict[str, float]:
     """Sums over the sweep's jobs: training (the epochs) and each job's wall time inside its process."""
     totals = {"train_seconds": 0.0, "wall_seconds": 0.0}
@@ -186,6 +195,9 @@ def main() -> None:
                   f"their processes {inside['wall_seconds']:.1f} s (summed over jobs)")
         for problem in s["problems"]:
             print(f"    {problem}")
+        hint = differences_hint(a.old_threads, [p for p in s["problems"] if "differs by" in p])
+        if hint:
+            print(hint)
     print(json.dumps({"extra": a.extra, "old_threads": a.old_threads, "tolerance": tolerance, **summary}))
     sys.exit(1 if failed else 0)
 

@@ -15,7 +15,7 @@ from cnnlab import parallelism
 from conftest import CONF, FAST, REPO, run_cli
 
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_sweep import compare_sweeps, job_problems  # noqa: E402
+from bench_sweep import compare_sweeps, differences_hint, job_problems  # noqa: E402
 
 SWEEPS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")
                 if OmegaConf.select(OmegaConf.load(p), "hydra.sweeper.params"))
@@ -177,3 +177,10 @@ def test_a_local_sweeps_worker_freezes_what_outlives_its_first_job(tmp_path, lau
         assert frozen > 100_000 and left < frozen / 10  # torch and the rest, out of the collector's walks
     else:
         assert frozen == 0
+
+
+def test_bench_sweep_explains_differences_that_come_from_the_thread_count():
+    differing = ["optim=rmsprop,seed=0: test_loss differs by 0.112 (> 0.02)"]
+    assert "--old-threads 1" in differences_hint("null", differing)
+    assert differences_hint("1", differing) is None  # both on one thread: a difference is a real problem
+    assert differences_hint("null", []) is None
