@@ -138,11 +138,13 @@ def by_job(problems: list[str]) -> list[str]:
 
 
 def differences_hint(old_threads: str, problems: list[str]) -> str | None:
-    """What differing metrics mean when the old way ran on more threads than the new way's one."""
-    if not problems or old_threads == "1":
+    """What differing metrics mean when the old way ran on more threads than the new way's one
+    (`problems` as compare_sweeps gives them; a missing file is no thread effect)."""
+    if old_threads == "1" or not any("differs by" in p for p in problems):
         return None
-    return ("    these jobs differ because the old way summed on PyTorch's default threads and the new way on "
-            "one (another order of float additions, which some optimizers amplify over epochs); "
+    threads = "PyTorch's default threads" if old_threads == "null" else f"trainer.num_threads={old_threads}"
+    return (f"    these jobs differ because the old way summed on {threads} and the new way on one "
+            "(another order of float additions, which some optimizers amplify over epochs); "
             "`--old-threads 1` runs both on one thread, where every job must match to float rounding.")
 
 
@@ -195,7 +197,7 @@ def main() -> None:
                   f"their processes {inside['wall_seconds']:.1f} s (summed over jobs)")
         for problem in s["problems"]:
             print(f"    {problem}")
-        hint = differences_hint(a.old_threads, [p for p in s["problems"] if "differs by" in p])
+        hint = differences_hint(a.old_threads, s["problems"])
         if hint:
             print(hint)
     print(json.dumps({"extra": a.extra, "old_threads": a.old_threads, "tolerance": tolerance, **summary}))
